@@ -1,0 +1,258 @@
+"""Human-readable outputs: overlay pictures of a segmentation and plain-text tables.
+
+matplotlib is imported inside :func:`save_overlay_png`, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volseg.io import Volume
+
+__all__ = ["format_table", "save_overlay_png"]
+
+_PREDICTION_COLOUR = "#ff3b30"  # red
+_REFERENCE_COLOUR = "#30d158"  # green
+
+
+def _canonical(volume: Volume) -> Volume:
+    """Reorder a 3-D volume's axes so that its direction is close to identity (LPS).
+
+    Only permutes and flips the array (no interpolation), so the physical content is unchanged.
+    The display is then the same for a scan stored axially, sagittally or flipped.
+    """
+    if volume.ndim != 3:
+        return volume
+    direction = volume.direction_matrix
+    # Index axis a (array axis 2 - a) points mostly along physical axis perm[a].
+    perm = [int(np.argmax(np.abs(direction[:, a]))) for a in range(3)]
+    if sorted(perm) != [0, 1, 2]:  # strongly oblique: leave as stored
+        return volume
+    signs = [float(np.sign(direction[perm[a], a])) for a in range(3)]
+    array = volume.array
+    for a in range(3):
+        if signs[a] < 0:
+            array = np.flip(array, axis=3 - a)  # ITK axis a is array axis (3 - a) incl. channel
+    # New array axis for physical axis p is the old array axis of index axis a with perm[a] == p.
+    order = [0] + [3 - perm.index(p) for p in (2, 1, 0)]
+    array = np.transpose(array, order)
+    spacing = tuple(volume.spacing[perm.index(p)] for p in range(3))
+    new_dir = np.zeros((3, 3))
+    for p in range(3):
+        a = perm.index(p)
+        new_dir[:, p] = direction[:, a] * signs[a]
+    # The new voxel 0 is the old far corner along every flipped axis.
+    size = np.asarray(volume.shape[::-1], dtype=np.float64)  # ITK order
+    first = np.where(np.asarray(signs) < 0, size - 1.0, 0.0) * np.asarray(volume.spacing)
+    origin = np.asarray(volume.origin) + direction @ first
+    return Volume(
+        np.ascontiguousarray(array),
+        spacing,
+        tuple(float(v) for v in origin),
+        tuple(float(v) for v in new_dir.ravel()),
+        volume.source,
+    )
+
+
+def _centre(label: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Voxel index of the centre of mass of ``label > 0``; the volume centre when empty."""
+    if label is not None and np.any(label > 0):
+        idx = np.argwhere(label > 0).mean(axis=0)
+        return tuple(round(float(v)) for v in idx)
+    return tuple(s // 2 for s in shape)
+
+
+def _window(image: np.ndarray) -> tuple[float, float]:
+    """A robust grey window: the 1st and 99th percentiles (min/max when they coincide)."""
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(finite, [1.0, 99.0]))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def _draw_label(ax: Any, label_slice: np.ndarray, colour: str, fill: bool) -> None:
+    """Contour (and optionally a translucent fill) of every class of a 2-D label slice."""
+    classes = [int(c) for c in np.unique(label_slice) if c > 0]
+    for c in classes:
+        region = (label_slice == c).astype(np.float32)
+        if fill:
+            rgba = np.zeros((*region.shape, 4), dtype=np.float32)
+            rgba[..., :3] = _hex_to_rgb(colour)
+            rgba[..., 3] = 0.25 * region
+            ax.imshow(rgba, interpolation="nearest")
+        if region.min() < region.max():
+            ax.contour(region, levels=[0.5], colors=[colour], linewidths=1.0)
+
+
+def _hex_to_rgb(colour: str) -> tuple[float, float, float]:
+    value = colour.lstrip("#")
+    r, g, b = (int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return r, g, b
+
+
+def _check_grid(image: Volume, other: Volume | None, what: str) -> None:
+    if other is not None and not image.same_grid(other):
+        raise ValueError(
+            f"{other.source}: {what} is not on the image grid ({image.grid_difference(other)})"
+        )
+
+
+def save_overlay_png(
+    image: Volume,
+    label: Volume | None,
+    path: str | Path,
+    reference: Volume | None = None,
+    title: str = "",
+) -> Path:
+    """Save a PNG of three orthogonal slices with the segmentation drawn over the image.
+
+    The slices pass through the centre of mass of ``label`` (or of ``reference`` when the label is
+    absent or empty, else the volume centre). The image is grey with a 1-99 percentile window;
+    the prediction is filled and outlined in red, the reference outlined in green. Each panel has
+    the physical aspect ratio of its axes. 3-D volumes are shown in LPS order whatever their
+    stored axis order (axial: anterior up, patient right on the left; coronal and sagittal:
+    superior up). 2-D volumes give one panel.
+
+    Args:
+        image: the image; channel 0 is shown.
+        label: the prediction (label map, ``C == 1``) on the image grid, or None.
+        path: where to write the PNG; written atomically (temporary file, then rename).
+        reference: the ground truth on the image grid, or None.
+        title: text above the panels.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: when a label map is not on the image grid.
+    """
+    from matplotlib.figure import Figure  # lazy: keeps `import volseg.report` cheap
+
+    _check_grid(image, label, "label")
+    _check_grid(image, reference, "reference")
+    image = _canonical(image)
+    label = None if label is None else _canonical(label)
+    reference = None if reference is None else _canonical(reference)
+    img = image.array[0].astype(np.float32, copy=False)
+    pred = None if label is None else label.array[0]
+    ref = None if reference is None else reference.array[0]
+    lo, hi = _window(img)
+    centre = _centre(pred if pred is not None and np.any(pred > 0) else ref, img.shape)
+    spacing = image.spacing_zyx  # spacing of the array axes
+
+    panels: list[tuple[str, tuple[slice | int, ...], tuple[int, int], bool]]
+    if image.ndim == 3:
+        k, j, i = centre
+        # (name, index, (row axis, column axis), rows run bottom-to-top)
+        panels = [
+            ("axial", (k, slice(None), slice(None)), (1, 2), False),
+            ("coronal", (slice(None), j, slice(None)), (0, 2), True),
+            ("sagittal", (slice(None), slice(None), i), (0, 1), True),
+        ]
+    else:
+        panels = [("slice", (slice(None), slice(None)), (0, 1), False)]
+
+    widths = [img.shape[c] * spacing[c] for _, _, (_, c), _ in panels]
+    heights = [img.shape[r] * spacing[r] for _, _, (r, _), _ in panels]
+    scale = 3.2 / max(heights)
+    fig = Figure(
+        figsize=(max(sum(widths) * scale + 0.4, 3.0), max(heights) * scale + 0.6),
+        dpi=100,
+        layout="constrained",
+    )
+    axes = fig.subplots(1, len(panels), width_ratios=widths, squeeze=False)[0]
+    for ax, (name, index, (r, c), upward) in zip(axes, panels, strict=True):
+        ax.imshow(img[index], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        if pred is not None:
+            _draw_label(ax, pred[index], _PREDICTION_COLOUR, fill=True)
+        if ref is not None:
+            _draw_label(ax, ref[index], _REFERENCE_COLOUR, fill=False)
+        ax.set_aspect(spacing[r] / spacing[c])
+        if upward:
+            ax.invert_yaxis()
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    legend = []
+    if pred is not None:
+        legend.append("prediction: red")
+    if ref is not None:
+        legend.append("reference: green")
+    heading = " | ".join(part for part in (title, ", ".join(legend)) if part)
+    if heading:
+        fig.suptitle(heading, fontsize=10)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: its 0600 mode would stay on the renamed file; a unique name is enough.
+    tmp = path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.png"
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _cell(value: object) -> str:
+    """Text of one table cell: floats with 4 decimals, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.4f}"
+    return str(value)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def format_table(rows: Sequence[dict[str, object]], columns: list[str]) -> str:
+    """A plain-text table with aligned columns, for the terminal.
+
+    Numbers are right-aligned (floats with 4 decimals), other values left-aligned; a missing
+    key gives an empty cell. A dashed line separates the header from the rows.
+
+    Example:
+        >>> print(format_table([{"case": "a", "dice": 0.9}], ["case", "dice"]))
+        case    dice
+        ----  ------
+        a     0.9000
+    """
+    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
+    numeric = [
+        bool(rows) and all(_is_number(row.get(col)) or row.get(col) is None for row in rows)
+        for col in columns
+    ]
+    widths = [max([len(col)] + [len(line[n]) for line in cells]) for n, col in enumerate(columns)]
+
+    def join(parts: list[str]) -> str:
+        text = "  ".join(
+            part.rjust(w) if num else part.ljust(w)
+            for part, w, num in zip(parts, widths, numeric, strict=True)
+        )
+        return text.rstrip()
+
+    lines = [join(list(columns)), join(["-" * w for w in widths])]
+    lines.extend(join(line) for line in cells)
+    return "\n".join(lines)
