@@ -88,12 +88,13 @@ class AugmentConfig:
         rotate_deg: maximal absolute rotation about each axis, degrees.
         scale_range: isotropic scale factor range.
         elastic_p: probability of a random B-spline deformation.
-        elastic_grid: control points per axis (V-Net: 2, i.e. a 2x2x2 grid... plus border).
+        elastic_grid: B-spline mesh size per axis (V-Net: 2, a 2x2x2 control grid).
         elastic_sigma: displacement std of control points, voxels (V-Net: 15).
         intensity_p: probability of a random intensity shift/scale (Myronenko).
         shift: shift by up to +/- ``shift`` std; ``scale``: multiply by 1 +/- ``scale``.
         gamma_p: probability of a random gamma (contrast) change in ``gamma_range``.
-        noise_std: std of additive Gaussian noise (0 disables).
+        noise_std: largest std of additive Gaussian noise (0 disables).
+        bias_p: probability of a smooth multiplicative bias field of up to +/- ``bias_strength``.
     """
 
     flip_axes: tuple[int, ...] = ()
@@ -110,6 +111,8 @@ class AugmentConfig:
     gamma_p: float = 0.0
     gamma_range: tuple[float, float] = (0.7, 1.5)
     noise_std: float = 0.0
+    bias_p: float = 0.0
+    bias_strength: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class TrainConfig:
         foreground_ratio: fraction of patches centred on a foreground voxel.
         amp: ``none`` or ``bf16`` (autocast; on CPU with AVX-512-bf16 about 1.7x faster).
         threads: torch intra-op threads (0 keeps torch's default).
+        num_workers: DataLoader worker processes preparing augmented patches.
+        max_minutes: stop after the epoch that crosses this wall-clock budget.
     """
 
     epochs: int = 50
@@ -151,6 +156,7 @@ class TrainConfig:
     seed: int = 0
     amp: str = "none"
     threads: int = 0
+    num_workers: int = 0
     max_minutes: float | None = None
 
 

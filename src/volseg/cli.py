@@ -1,0 +1,168 @@
+"""The ``volseg`` command: thin subcommands over the library; heavy imports happen inside them.
+
+Errors the user can fix (a bad file, a bad config) end as one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from volseg.config import load_config
+    from volseg.training.trainer import train
+
+    config = load_config(args.config)
+    if args.run_dir:
+        config = dataclasses.replace(config, run_dir=args.run_dir)
+    result = train(config, progress=not args.quiet)
+    best = "n/a" if result.best_dice is None else f"{result.best_dice:.4f}"
+    print(f"run: {result.run_dir}  epochs: {result.epochs}  best val Dice: {best} "
+          f"(epoch {result.best_epoch})  time: {result.seconds:.0f} s")
+    return 0
+
+
+def _prediction_jobs(inputs: list[str], output: str) -> list[tuple[list[Path], Path]]:
+    """Pairs (input files, output file) for one file, several channel files, or a folder."""
+    from volseg.data.layouts import find_cases
+    from volseg.io import SUPPORTED_SUFFIXES, strip_suffix
+
+    first = Path(inputs[0])
+    if len(inputs) == 1 and first.is_dir() and not any(first.glob("*.dcm")):
+        dataset = find_cases(first)
+        out_dir = Path(output)
+        if out_dir.suffix or out_dir.name.endswith(SUPPORTED_SUFFIXES):
+            raise UsageError(f"{output}: input is a folder, so the output must be a folder")
+        jobs = []
+        for case in dataset.cases:
+            name = case.images[0].name
+            suffix = name[len(strip_suffix(name)):] or ".nii.gz"
+            jobs.append((list(case.images), out_dir / f"{case.case_id}{suffix}"))
+        return jobs
+    return [([Path(p) for p in inputs], Path(output))]
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from volseg.inference import Predictor
+
+    jobs = _prediction_jobs(args.input, args.output)
+    predictor = Predictor.from_run(args.model)
+    failures = []
+    for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
+        if out.exists() and not args.overwrite and len(jobs) > 1:
+            continue
+        try:
+            predictor.predict_file(images, out)
+        except (ValueError, OSError) as err:  # VolumeReadError is a ValueError
+            if len(jobs) == 1:
+                raise
+            failures.append(f"{images[0]}: {err}")
+            continue
+        if not args.quiet:
+            print(f"wrote {out}")
+    for failure in failures:
+        print(f"volseg: failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from volseg.evaluation import evaluate_folders
+    from volseg.report import format_table
+
+    rows, summary, csv_path = evaluate_folders(
+        args.pred, args.ref, labels=args.labels, output=args.output
+    )
+    columns = ["case", *[k for k in rows[0] if k != "case"]]
+    print(format_table(rows, columns))
+    print("  ".join(f"{k}: {m:.4f} +/- {s:.4f}" for k, (m, s) in summary.items()))
+    print(f"metrics: {csv_path}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from volseg.data.check import check_dataset
+    from volseg.data.layouts import find_cases
+
+    dataset = find_cases(args.dataset, args.layout)
+    problems = check_dataset(dataset)
+    for problem in problems:
+        print(problem)
+    print(f"{dataset.layout} layout, {len(dataset.cases)} case(s), {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from volseg.demo import run_demo
+
+    run_demo(Path(args.run_dir), minutes=args.minutes, quiet=args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="volseg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--run-dir", help="override run_dir from the config")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="segment scans with a trained run")
+    p.add_argument("-m", "--model", required=True, help="run directory or checkpoint file")
+    p.add_argument("-i", "--input", required=True, nargs="+",
+                   help="scan file, several channel files of one scan, or a folder of scans")
+    p.add_argument("-o", "--output", required=True, help="output file (or folder for a folder)")
+    p.add_argument("--overwrite", action="store_true", help="redo cases already predicted")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="Dice and HD95 of predictions against references")
+    p.add_argument("--pred", required=True, help="folder of predicted label maps")
+    p.add_argument("--ref", required=True, help="folder of reference label maps (same names)")
+    p.add_argument("--labels", type=int, nargs="+", help="labels to score (default: all > 0)")
+    p.add_argument("-o", "--output", help="CSV path (default: PRED/metrics.csv)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("check", help="list every problem in a dataset")
+    p.add_argument("dataset", help="dataset folder or manifest")
+    p.add_argument("--layout", default="auto")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("demo", help="train, predict and evaluate the bundled brain-extraction demo")
+    p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--minutes", type=float, default=None, help="training time budget")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``volseg`` console script and ``python -m volseg``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("volseg: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, KeyError, OSError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"volseg: error: {message.strip(chr(39))}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

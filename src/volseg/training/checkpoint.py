@@ -1,0 +1,96 @@
+"""Checkpoints written atomically and loaded with ``torch.load(weights_only=True)``.
+
+A checkpoint holds only tensors and plain Python data: the model and optimiser state, the epoch,
+the resolved config (as a dict), the label values the output channels stand for, the input
+channel count, and the preprocessing records of the training cases. Everything needed to predict
+comes from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "volseg-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or not a volseg checkpoint."""
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file."""
+
+    model: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    labels: list[int]
+    in_channels: int
+    epoch: int = 0
+    optimizer: dict[str, Any] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "epoch": self.epoch,
+            "config": self.config,
+            "labels": list(self.labels),
+            "in_channels": self.in_channels,
+            "metrics": dict(self.metrics),
+            "records": self.records,
+        }
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
+    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(checkpoint.to_dict(), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint safely (tensors and plain data only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt files
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a volseg checkpoint")
+    return Checkpoint(
+        model=data["model"],
+        config=data["config"],
+        labels=list(data["labels"]),
+        in_channels=int(data["in_channels"]),
+        epoch=int(data["epoch"]),
+        optimizer=data.get("optimizer"),
+        metrics=dict(data.get("metrics", {})),
+        records=dict(data.get("records", {})),
+    )
