@@ -15,7 +15,7 @@ A voxel at array index ``(k, j, i)`` lies at ``origin + direction @ (spacing * (
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,8 +253,8 @@ def write_volume(volume: Volume, path: str | Path, compress: bool = True) -> Pat
     if suffix in (".mhd", ".nhdr"):
         sitk.WriteImage(image, str(path), useCompression=compress)
         return path
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    # a unique hidden name (not mkstemp: its 0600 mode would survive the rename)
+    tmp = str(path.parent / f".{uuid.uuid4().hex}.tmp{suffix}")
     try:
         sitk.WriteImage(image, tmp, useCompression=compress)
         os.replace(tmp, path)

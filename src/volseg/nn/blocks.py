@@ -56,6 +56,35 @@ def same_padding(kernel_size: _Size, spatial_dims: int, dilation: int = 1) -> tu
     return tuple(dilation * (k - 1) // 2 for k in kernel)
 
 
+def _kernel_exceeds_input(x: torch.Tensor, kernel: tuple[int, ...]) -> bool:
+    return any(1 < k and s < k for s, k in zip(x.shape[2:], kernel))
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` that steps out of CPU bf16 autocast where PyTorch's kernel is wrong.
+
+    With torch 2.13 on CPU, the bf16 weight gradient of a convolution whose input is smaller than
+    its kernel (e.g. V-Net's 5x5x5 convs on a 4x4x4 bottom stage) is wrong or NaN
+    (``benchmarks/bf16_small_conv.py`` shows it). Such convs are tiny, so they run in fp32.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled("cpu") and _kernel_exceeds_input(x, self.kernel_size):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` with the same CPU bf16 guard as :class:`Conv2d`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled("cpu") and _kernel_exceeds_input(x, self.kernel_size):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 def conv(
     spatial_dims: int,
     in_channels: int,
@@ -79,7 +108,7 @@ def conv(
             padding = same_padding(kernel_size, spatial_dims, dilation)
         else:
             padding = 0
-    cls: Any = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
+    cls: Any = Conv3d if spatial_dims == 3 else Conv2d
     return cls(
         in_channels,
         out_channels,

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from volseg.config import Config, InferConfig, PreprocessConfig, TrainConfig
+from volseg.data.synthetic import make_phantom
+from volseg.inference import Predictor
+from volseg.io import Volume, VolumeReadError, write_volume
+from volseg.nn import create_model
+from volseg.nn.sliding_window import sliding_window_forward
+
+
+class Threshold(nn.Module):
+    """A pointwise 'network': foreground logit = intensity - 70 (the phantom's organ is ~120)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            self.conv.weight[1] = 1.0
+            self.conv.bias[1] = -70.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _config(**preprocess: object) -> Config:
+    return Config(
+        preprocess=PreprocessConfig(normalize="none", **preprocess),  # type: ignore[arg-type]
+        train=TrainConfig(patch_size=(16, 16, 16)),
+    )
+
+
+def _padded(volume: Volume, pad: int = 2) -> Volume:
+    array = np.pad(volume.array, [(0, 0)] + [(pad, pad)] * volume.ndim)
+    origin = np.asarray(volume.origin) - volume.direction_matrix @ (np.asarray(volume.spacing) * pad)
+    return Volume(array, volume.spacing, tuple(origin), volume.direction)
+
+
+def test_prediction_lands_on_the_source_grid(phantom: tuple[Volume, Volume]) -> None:
+    """Reorientation + crop + resampling are undone: the output has the input's geometry."""
+    image = _padded(phantom[0])
+    config = _config(orient="LPS", target_spacing=(1.5, 1.5, 1.5), crop_nonzero=True)
+    model = create_model("vnet", in_channels=1, out_channels=3, base_channels=4, kernel_size=3)
+    predictor = Predictor(model, config, labels=[0, 1, 4], in_channels=1)
+    label = predictor.predict(image)
+    assert label.shape == image.shape
+    assert label.spacing == image.spacing
+    assert label.origin == image.origin
+    assert label.direction == image.direction
+    assert set(np.unique(label.array)) <= {0, 1, 4}
+
+
+def test_pointwise_model_reproduces_its_function_exactly(phantom: tuple[Volume, Volume]) -> None:
+    """Without resampling, mapping back is exact: a threshold 'net' gives the threshold."""
+    image = _padded(phantom[0])
+    predictor = Predictor(Threshold(), _config(orient="RAS", crop_nonzero=True), [0, 1], 1)
+    label = predictor.predict(image)
+    np.testing.assert_array_equal(label.array[0], (image.array[0] > 70).astype(np.uint8))
+
+
+def test_pointwise_model_after_resampling_agrees_closely(phantom: tuple[Volume, Volume]) -> None:
+    image = phantom[0]
+    config = _config(orient="LPS", target_spacing=(1.0, 1.0, 1.0), crop_nonzero=False)
+    label = Predictor(Threshold(), config, [0, 1], 1).predict(image)
+    truth = phantom[1].array > 0
+    assert ((label.array > 0) == truth).mean() > 0.97
+
+
+def test_sliding_window_equals_whole_volume_for_pointwise_net() -> None:
+    image = torch.randn(1, 21, 26, 19) * 50 + 70
+    whole = sliding_window_forward(Threshold(), image)
+    tiled = sliding_window_forward(Threshold(), image, window=(8, 8, 8), overlap=0.5, batch_size=3)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+
+
+def test_sliding_window_close_to_whole_volume_for_small_conv_net() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 2, 3, padding=1))
+    image = torch.randn(1, 24, 24, 24)
+    whole = sliding_window_forward(net, image)
+    tiled = sliding_window_forward(net, image, window=(12, 12, 12), overlap=0.5)
+    # only voxels within the 2-voxel receptive-field border of a window edge may differ
+    inner = (slice(None), slice(2, -2), slice(2, -2), slice(2, -2))
+    assert (tiled - whole).abs().max() < 1.0
+    assert torch.allclose(tiled[inner].mean(), whole[inner].mean(), atol=0.05)
+
+
+def test_wrong_channel_count_and_dimension_are_clear_errors(tmp_path: Path) -> None:
+    predictor = Predictor(Threshold(), _config(), [0, 1], in_channels=1)
+    two_channel, _ = make_phantom(shape=(8, 8, 8), channels=2)
+    with pytest.raises(VolumeReadError, match="2 channel\\(s\\), the model expects 1"):
+        predictor.predict(two_channel)
+    flat, _ = make_phantom(shape=(8, 8), spacing=(1.0, 1.0))
+    path = write_volume(flat, tmp_path / "flat.nii.gz")
+    out = tmp_path / "out.nii.gz"
+    with pytest.raises(VolumeReadError, match="flat.nii.gz: 2-D image given to a 3-D model"):
+        predictor.predict_file(path, out)
+    assert not out.exists()
+
+
+def test_refuses_to_overwrite_its_input(tmp_path: Path, phantom: tuple[Volume, Volume]) -> None:
+    path = write_volume(phantom[0], tmp_path / "scan.nii.gz")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="overwrite an input"):
+        Predictor(Threshold(), _config(), [0, 1], 1).predict_file(path, path)
+    assert path.read_bytes() == before
+
+
+def test_infer_config_window_is_used(phantom: tuple[Volume, Volume]) -> None:
+    config = _config(orient=None, crop_nonzero=False)
+    tiled = Config(preprocess=config.preprocess, train=config.train,
+                   infer=InferConfig(window=(8, 8, 8), overlap=0.25))
+    a = Predictor(Threshold(), config, [0, 1], 1).predict(phantom[0])
+    b = Predictor(Threshold(), tiled, [0, 1], 1).predict(phantom[0])
+    np.testing.assert_array_equal(a.array, b.array)
