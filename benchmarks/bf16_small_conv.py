@@ -34,8 +34,10 @@ def main() -> None:
         plain = torch.nn.Conv3d(32, 32, kernel, padding=kernel // 2)
         guarded = Conv3d(32, 32, kernel, padding=kernel // 2)
         guarded.load_state_dict(plain.state_dict())
-        print(f"{kernel:>6} {size:>5} {relative_error(plain, size):>16.3g} "
-              f"{relative_error(guarded, size):>14.3g}")
+        print(
+            f"{kernel:>6} {size:>5} {relative_error(plain, size):>16.3g} "
+            f"{relative_error(guarded, size):>14.3g}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def test_axis_order_matches_simpleitk(tmp_path: Path) -> None:
 
 
 def test_2d_round_trip(tmp_path: Path) -> None:
-    image, label = make_phantom(shape=(9, 11), spacing=(0.5, 2.0))
+    _, label = make_phantom(shape=(9, 11), spacing=(0.5, 2.0))
     back = read_volume(write_volume(label, tmp_path / "l.nii.gz"))
     assert back.ndim == 2 and back.shape == (9, 11)
     np.testing.assert_array_equal(back.array, label.array)
@@ -62,7 +62,9 @@ def test_stack_channels_and_grid_mismatch(tmp_path: Path) -> None:
     np.testing.assert_allclose(stacked.array[1], 2 * stacked.array[0])
     moved = Volume(image.array, image.spacing, (9.0, 9.0, 9.0), image.direction)
     c = write_volume(moved, tmp_path / "c.nii.gz")
-    with pytest.raises(VolumeReadError, match=r"c\.nii\.gz.*grid differs from .*a\.nii\.gz.*origin"):
+    with pytest.raises(
+        VolumeReadError, match=r"c\.nii\.gz.*grid differs from .*a\.nii\.gz.*origin"
+    ):
         stack_channels([a, c])
 
 

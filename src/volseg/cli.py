@@ -28,8 +28,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, run_dir=args.run_dir)
     result = train(config, progress=not args.quiet)
     best = "n/a" if result.best_dice is None else f"{result.best_dice:.4f}"
-    print(f"run: {result.run_dir}  epochs: {result.epochs}  best val Dice: {best} "
-          f"(epoch {result.best_epoch})  time: {result.seconds:.0f} s")
+    print(
+        f"run: {result.run_dir}  epochs: {result.epochs}  best val Dice: {best} "
+        f"(epoch {result.best_epoch})  time: {result.seconds:.0f} s"
+    )
     return 0
 
 
@@ -47,7 +49,7 @@ def _prediction_jobs(inputs: list[str], output: str) -> list[tuple[list[Path], P
         jobs = []
         for case in dataset.cases:
             name = case.images[0].name
-            suffix = name[len(strip_suffix(name)):] or ".nii.gz"
+            suffix = name[len(strip_suffix(name)) :] or ".nii.gz"
             jobs.append((list(case.images), out_dir / f"{case.case_id}{suffix}"))
         return jobs
     return [([Path(p) for p in inputs], Path(output))]
@@ -123,8 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="segment scans with a trained run")
     p.add_argument("-m", "--model", required=True, help="run directory or checkpoint file")
-    p.add_argument("-i", "--input", required=True, nargs="+",
-                   help="scan file, several channel files of one scan, or a folder of scans")
+    p.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        nargs="+",
+        help="scan file, several channel files of one scan, or a folder of scans",
+    )
     p.add_argument("-o", "--output", required=True, help="output file (or folder for a folder)")
     p.add_argument("--overwrite", action="store_true", help="redo cases already predicted")
     p.add_argument("-q", "--quiet", action="store_true")

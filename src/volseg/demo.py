@@ -69,16 +69,23 @@ def run_demo(run_dir: Path, minutes: float | None = None, quiet: bool = False) -
         write_volume(prediction, out_dir / f"{case}_pred.nii.gz")
         scores = evaluate_volumes(prediction, reference, labels=[1])
         rows.append({"case": case, **scores, "seconds": seconds})
-        save_overlay_png(image, prediction, out_dir / f"{case}.png", reference=reference,
-                         title=f"{case}: Dice {scores['dice_1']:.3f}")
+        save_overlay_png(
+            image,
+            prediction,
+            out_dir / f"{case}.png",
+            reference=reference,
+            title=f"{case}: Dice {scores['dice_1']:.3f}",
+        )
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
     csv_path = out_dir / "metrics.csv"
     write_metrics_csv(rows, summary, csv_path)
     if not quiet:
         print(format_table(rows, ["case", "dice_1", "hd95_1", "seconds"]))
         dice_mean, dice_std = summary["dice_1"]
-        print(f"\nheld-out Dice {dice_mean:.3f} +/- {dice_std:.3f}; trained {result.epochs} "
-              f"epochs in {train_seconds / 60:.1f} min")
+        print(
+            f"\nheld-out Dice {dice_mean:.3f} +/- {dice_std:.3f}; trained {result.epochs} "
+            f"epochs in {train_seconds / 60:.1f} min"
+        )
         print(f"model:       {run_dir} (volseg predict -m {run_dir} -i HEAD.nii.gz -o MASK.nii.gz)")
         print(f"predictions: {out_dir}/*_pred.nii.gz")
         print(f"overlays:    {out_dir}/*.png")

@@ -60,7 +60,8 @@ class Predictor:
         config = config_from_dict(checkpoint.config)
         if infer_overrides:
             config = dataclasses.replace(
-                config, infer=dataclasses.replace(config.infer, **infer_overrides)  # type: ignore[arg-type]
+                config,
+                infer=dataclasses.replace(config.infer, **infer_overrides),  # type: ignore[arg-type]
             )
         model = build_model(config, checkpoint.in_channels, len(checkpoint.labels))
         model.load_state_dict(checkpoint.model)
@@ -73,8 +74,7 @@ class Predictor:
             )
         if image.channels != self.in_channels:
             raise VolumeReadError(
-                f"{image.source}: {image.channels} channel(s), the model expects "
-                f"{self.in_channels}"
+                f"{image.source}: {image.channels} channel(s), the model expects {self.in_channels}"
             )
 
     def predict_probabilities(self, image: Volume) -> Volume:
@@ -85,8 +85,12 @@ class Predictor:
         amp = self.config.train.amp == "bf16"
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             logits = sliding_window_forward(
-                self.model, torch.from_numpy(work.array), infer.window, infer.overlap,
-                infer.batch_size, self.divisor,
+                self.model,
+                torch.from_numpy(work.array),
+                infer.window,
+                infer.overlap,
+                infer.batch_size,
+                self.divisor,
             )
         probs = torch.softmax(logits.float(), dim=0).numpy()
         fill = [1.0] + [0.0] * (probs.shape[0] - 1)  # outside the crop: background
@@ -94,7 +98,7 @@ class Predictor:
 
     def predict(self, image: str | Path | Sequence[str | Path] | Volume) -> Volume:
         """A label map (values = training labels) with the input scan's geometry."""
-        volume = image if isinstance(image, Volume) else read_volume(image)  # type: ignore[arg-type]
+        volume = image if isinstance(image, Volume) else read_volume(image)
         probs = self.predict_probabilities(volume)
         index = probs.array.argmax(0)
         dtype = np.uint8 if max(self.labels) < 256 else np.uint16

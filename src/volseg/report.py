@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +227,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def format_table(rows: Sequence[dict[str, object]], columns: list[str]) -> str:
+def format_table(rows: Sequence[Mapping[str, object]], columns: list[str]) -> str:
     """A plain-text table with aligned columns, for the terminal.
 
     Numbers are right-aligned (floats with 4 decimals), other values left-aligned; a missing

@@ -49,6 +49,7 @@ def test_resampling_to_target_spacing(phantom: tuple[Volume, Volume]) -> None:
     assert work.spacing == (1.8, 2.2, 1.0)
     assert work.shape == (40, 12, 14)  # round(shape * old / new) per array axis (z, y, x)
     assert work_label is not None and set(np.unique(work_label.array)) == {0, 1}
+
     # the field of view keeps its outer corner
     def corner(v: Volume) -> np.ndarray:
         return np.asarray(v.origin) - v.direction_matrix @ (np.asarray(v.spacing) / 2)

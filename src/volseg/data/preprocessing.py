@@ -115,7 +115,7 @@ def resample_to_grid(
             float(fills[c]),
             image.GetPixelID(),
         )
-        channels.append(sitk.GetArrayViewFromImage(out))
+        channels.append(sitk.GetArrayFromImage(out))  # a copy: a view dies with `out`
     array = np.stack(channels).astype(volume.array.dtype, copy=False)
     return Volume(array, grid.spacing, grid.origin, grid.direction, volume.source)
 

@@ -18,8 +18,12 @@ __all__ = ["OBLIQUE_DIRECTION", "make_phantom", "write_phantom_dataset"]
 # A proper rotation (det +1) that also swaps axes: x' = -y, y' = x, z' = z, tilted 10 degrees.
 _c, _s = np.cos(np.deg2rad(10.0)), np.sin(np.deg2rad(10.0))
 OBLIQUE_DIRECTION = tuple(
-    (np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-     @ np.array([[1.0, 0.0, 0.0], [0.0, _c, -_s], [0.0, _s, _c]])).ravel().tolist()
+    (
+        np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        @ np.array([[1.0, 0.0, 0.0], [0.0, _c, -_s], [0.0, _s, _c]])
+    )
+    .ravel()
+    .tolist()
 )
 
 

@@ -57,7 +57,7 @@ def same_padding(kernel_size: _Size, spatial_dims: int, dilation: int = 1) -> tu
 
 
 def _kernel_exceeds_input(x: torch.Tensor, kernel: tuple[int, ...]) -> bool:
-    return any(1 < k and s < k for s, k in zip(x.shape[2:], kernel))
+    return any(k > 1 and s < k for s, k in zip(x.shape[2:], kernel))
 
 
 class Conv2d(nn.Conv2d):

@@ -87,7 +87,9 @@ def split_cases(cases: Sequence[Case], config: Config) -> tuple[list[Case], list
         n_val = max(1, round(len(cases) * config.data.val_fraction))
         order = np.random.default_rng(config.train.seed).permutation(len(cases))
         val_ids = {ids[i] for i in order[:n_val]}
-    return [c for c in cases if c.case_id not in val_ids], [c for c in cases if c.case_id in val_ids]
+    return [c for c in cases if c.case_id not in val_ids], [
+        c for c in cases if c.case_id in val_ids
+    ]
 
 
 def _seed_everything(seed: int) -> None:
@@ -109,8 +111,12 @@ def validate(model: nn.Module, cases: Sequence[LoadedCase], config: Config, divi
     with _autocast(config.train.amp):
         for case in cases:
             logits = sliding_window_forward(
-                model, case.image, config.infer.window, config.infer.overlap,
-                config.infer.batch_size, divisor,
+                model,
+                case.image,
+                config.infer.window,
+                config.infer.overlap,
+                config.infer.batch_size,
+                divisor,
             )
             pred = logits.argmax(0).numpy()
             target = case.target[0].numpy()
@@ -120,8 +126,9 @@ def validate(model: nn.Module, cases: Sequence[LoadedCase], config: Config, divi
     return float(np.mean(scores)) if scores else math.nan
 
 
-def _load_cases(cases: Sequence[Case], config: Config, labels: Sequence[int], channels: int,
-                dims: int) -> list[LoadedCase]:
+def _load_cases(
+    cases: Sequence[Case], config: Config, labels: Sequence[int], channels: int, dims: int
+) -> list[LoadedCase]:
     loaded = []
     for case in tqdm(cases, desc="loading", leave=False, disable=len(cases) < 3):
         item = load_case(case, config.preprocess, labels, channels)
@@ -151,7 +158,9 @@ def train(config: Config, progress: bool = True) -> TrainResult:
 
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, labels=tuple(labels)))
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, labels=tuple(labels))
+    )
     dump_config(config, run_dir / "config.yaml")
 
     model = build_model(config, channels, len(labels))
@@ -162,8 +171,12 @@ def train(config: Config, progress: bool = True) -> TrainResult:
     loss_fn = create_loss(config.loss.name, **config.loss.kwargs)
     optimizer = build_optimizer(tcfg, list(model.parameters()))
     patches = PatchDataset(
-        train_loaded, tcfg.patch_size, config.augment, tcfg.foreground_ratio,
-        tcfg.iterations_per_epoch * tcfg.batch_size, tcfg.seed,
+        train_loaded,
+        tcfg.patch_size,
+        config.augment,
+        tcfg.foreground_ratio,
+        tcfg.iterations_per_epoch * tcfg.batch_size,
+        tcfg.seed,
     )
     loader = DataLoader(
         patches, batch_size=tcfg.batch_size, shuffle=False, num_workers=tcfg.num_workers
@@ -180,8 +193,9 @@ def train(config: Config, progress: bool = True) -> TrainResult:
             patches.set_epoch(epoch)
             model.train()
             losses = []
-            bar = tqdm(loader, desc=f"epoch {epoch}/{tcfg.epochs}", disable=not progress,
-                       leave=False)
+            bar = tqdm(
+                loader, desc=f"epoch {epoch}/{tcfg.epochs}", disable=not progress, leave=False
+            )
             for image, target in bar:
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(tcfg.amp):
@@ -197,8 +211,12 @@ def train(config: Config, progress: bool = True) -> TrainResult:
             log.writerow([epoch, f"{np.mean(losses):.6f}", f"{val_dice:.6f}", lr, f"{elapsed:.1f}"])
             log_file.flush()
             checkpoint = Checkpoint(
-                model=model.state_dict(), config=config_to_dict(config), labels=labels,
-                in_channels=channels, epoch=epoch, optimizer=optimizer.state_dict(),
+                model=model.state_dict(),
+                config=config_to_dict(config),
+                labels=labels,
+                in_channels=channels,
+                epoch=epoch,
+                optimizer=optimizer.state_dict(),
                 metrics={"train_loss": float(np.mean(losses)), "val_dice": val_dice},
                 records=records,
             )
@@ -210,13 +228,17 @@ def train(config: Config, progress: bool = True) -> TrainResult:
                 save_checkpoint(checkpoint, run_dir / "checkpoint_best.pt")
             if progress:
                 shown = f"{val_dice:.4f}" if val_loaded else "n/a (no validation cases)"
-                tqdm.write(f"epoch {epoch}: loss {np.mean(losses):.4f}, val Dice {shown}, "
-                           f"{elapsed:.0f} s")
+                tqdm.write(
+                    f"epoch {epoch}: loss {np.mean(losses):.4f}, val Dice {shown}, {elapsed:.0f} s"
+                )
             if tcfg.max_minutes is not None and elapsed > tcfg.max_minutes * 60:
                 if progress:
                     tqdm.write(f"stopping: time budget of {tcfg.max_minutes} min reached")
                 break
     return TrainResult(
-        run_dir, epoch, best_epoch, best_dice if val_loaded else None,
+        run_dir,
+        epoch,
+        best_epoch,
+        best_dice if val_loaded else None,
         time.monotonic() - start_time,
     )

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from volseg.cli import main
+from volseg.config import (
+    Config,
+    InferConfig,
+    ModelConfig,
+    PreprocessConfig,
+    TrainConfig,
+    config_to_dict,
+)
+from volseg.data.synthetic import make_phantom, write_phantom_dataset
+from volseg.io import read_volume, write_volume
+from volseg.nn import create_model
+from volseg.training.checkpoint import Checkpoint, save_checkpoint
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """An untrained but complete run directory (predicting needs no training to test plumbing)."""
+    config = Config(
+        preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
+        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
+        train=TrainConfig(patch_size=(16, 16, 16)),
+        infer=InferConfig(window=(16, 16, 16)),
+    )
+    torch.manual_seed(0)
+    model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
+    run = tmp_path / "run"
+    save_checkpoint(
+        Checkpoint(model.state_dict(), config_to_dict(config), [0, 1], 1),
+        run / "checkpoint_best.pt",
+    )
+    return run
+
+
+def test_python_m_volseg_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "volseg", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("train", "predict", "evaluate", "check", "demo"):
+        assert command in out.stdout
+
+
+def test_predict_writes_the_source_geometry(run_dir: Path, tmp_path: Path) -> None:
+    image, _ = make_phantom()
+    scan = write_volume(image, tmp_path / "scan.nrrd")
+    assert (
+        main(
+            ["predict", "-m", str(run_dir), "-i", str(scan), "-o", str(tmp_path / "m.nii.gz"), "-q"]
+        )
+        == 0
+    )
+    mask = read_volume(tmp_path / "m.nii.gz")
+    assert mask.shape == image.shape and mask.same_grid(image)
+
+
+def test_predict_unreadable_file_is_one_line_and_no_output(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"\x00" * 10)
+    out = tmp_path / "out.nii.gz"
+    assert main(["predict", "-m", str(run_dir), "-i", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.nii.gz: cannot read image" in err[0]
+    assert not out.exists() and list(tmp_path.glob(".*")) == []
+
+
+def test_predict_wrong_channel_count(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image, _ = make_phantom(channels=2)
+    scan = write_volume(image, tmp_path / "two.mha")
+    assert (
+        main(["predict", "-m", str(run_dir), "-i", str(scan), "-o", str(tmp_path / "o.mha")]) == 2
+    )
+    assert "two.mha: 2 channel(s), the model expects 1" in capsys.readouterr().err
+
+
+def test_batch_with_one_corrupt_file_predicts_the_rest(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scans = tmp_path / "scans"
+    for i in range(2):
+        write_volume(make_phantom(seed=i)[0], scans / f"s{i}.nii.gz")
+    (scans / "s9.nii.gz").write_bytes(b"corrupt")
+    out = tmp_path / "preds"
+    assert main(["predict", "-m", str(run_dir), "-i", str(scans), "-o", str(out), "-q"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["s0.nii.gz", "s1.nii.gz"]
+    assert "s9.nii.gz" in capsys.readouterr().err
+
+
+def test_check_reports_bad_file_and_exits_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_phantom_dataset(tmp_path, cases=2)
+    (tmp_path / "case01_label.nii.gz").unlink()
+    assert main(["check", str(manifest)]) == 1
+    assert "case01_label.nii.gz" in capsys.readouterr().out
+    write_volume(make_phantom(seed=1)[1], tmp_path / "case01_label.nii.gz")
+    assert main(["check", str(manifest)]) == 0
+
+
+def test_train_config_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"train": {"epochs": "many"}}))
+    assert main(["train", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.epochs: expected an integer" in err[0]
+
+
+def test_evaluate_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, label = make_phantom()
+    write_volume(label, tmp_path / "pred" / "a.nii.gz")
+    write_volume(label, tmp_path / "ref" / "a.nrrd")
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")]) == 0
+    text = (tmp_path / "pred" / "metrics.csv").read_text()
+    assert "dice_1" in text and "hd95_1" in text
+    assert "dice_1: 1.0000" in capsys.readouterr().out
+
+
+def test_flat_public_api() -> None:
+    import volseg
+
+    for name in volseg.__all__:
+        assert getattr(volseg, name) is not None
+    assert "vnet" in volseg.list_models()
+    assert volseg.Predictor.from_run.__name__ == "from_run"

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from volseg.config import (
+    AugmentConfig,
+    Config,
+    DataConfig,
+    InferConfig,
+    ModelConfig,
+    PreprocessConfig,
+    TrainConfig,
+    config_from_dict,
+)
+from volseg.data.layouts import find_cases
+from volseg.data.synthetic import write_phantom_dataset
+from volseg.io import VolumeReadError
+from volseg.training.checkpoint import CheckpointError, load_checkpoint
+from volseg.training.trainer import split_cases, train
+
+
+def tiny_config(root: Path, run_dir: Path, **train_kwargs: object) -> Config:
+    return Config(
+        data=DataConfig(root=str(root), labels=(0, 1, 2), val_fraction=0.34),
+        preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
+        augment=AugmentConfig(affine_p=0.5, flip_axes=(0, 1, 2)),
+        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
+        train=TrainConfig(
+            **{  # type: ignore[arg-type]
+                "epochs": 2,
+                "iterations_per_epoch": 2,
+                "batch_size": 2,
+                "patch_size": (16, 16, 16),
+                **train_kwargs,
+            }
+        ),
+        infer=InferConfig(window=(16, 16, 16)),
+        run_dir=str(run_dir),
+    )
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_phantom_dataset(tmp_path_factory.mktemp("phantoms"), cases=3, nested=True)
+
+
+def test_run_dir_holds_config_log_and_loadable_checkpoints(phantoms: Path, tmp_path: Path) -> None:
+    config = tiny_config(phantoms, tmp_path / "run")
+    result = train(config, progress=False)
+    run = tmp_path / "run"
+    assert result.epochs == 2 and result.best_dice is not None
+    assert {"config.yaml", "log.csv", "checkpoint_last.pt", "checkpoint_best.pt"} <= {
+        p.name for p in run.iterdir()
+    }
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(0.0 <= float(r["val_dice"]) <= 1.0 for r in rows)
+    checkpoint = load_checkpoint(run / "checkpoint_last.pt")
+    assert checkpoint.epoch == 2 and checkpoint.labels == [0, 1, 2] and checkpoint.in_channels == 1
+    resolved = config_from_dict(checkpoint.config)
+    assert resolved.model == config.model and resolved.train == config.train
+    assert set(checkpoint.records) == {"case00", "case01", "case02"}
+    # only tensors and plain data: weights_only loading must accept the file
+    torch.load(run / "checkpoint_best.pt", weights_only=True)
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_same_seed_same_weights(phantoms: Path, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        train(tiny_config(phantoms, tmp_path / name, epochs=1), progress=False)
+    a = load_checkpoint(tmp_path / "a" / "checkpoint_last.pt").model
+    b = load_checkpoint(tmp_path / "b" / "checkpoint_last.pt").model
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_split_is_deterministic_and_honours_val_cases(phantoms: Path) -> None:
+    cases = find_cases(phantoms).cases
+    config = Config(data=DataConfig(val_fraction=0.34))
+    assert split_cases(cases, config) == split_cases(cases, config)
+    fixed = Config(data=DataConfig(val_cases=("case01",)))
+    train_cases, val_cases = split_cases(cases, fixed)
+    assert [c.case_id for c in val_cases] == ["case01"] and len(train_cases) == 2
+    with pytest.raises(ValueError, match="not in the dataset: nope"):
+        split_cases(cases, Config(data=DataConfig(val_cases=("nope",))))
+
+
+def test_unreadable_image_is_one_clear_error(tmp_path: Path) -> None:
+    manifest = write_phantom_dataset(tmp_path / "data", cases=2)
+    (tmp_path / "data" / "case01_0000.nii.gz").write_bytes(b"broken")
+    with pytest.raises(VolumeReadError, match=r"case01_0000\.nii\.gz: cannot read image"):
+        train(tiny_config(manifest, tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run" / "checkpoint_last.pt").exists()
+
+
+def test_2d_data_with_3d_patches_is_refused(tmp_path: Path) -> None:
+    manifest = write_phantom_dataset(tmp_path / "data", cases=2, shape=(20, 24), spacing=(1.0, 1.0))
+    config = tiny_config(manifest, tmp_path / "run")
+    config = dataclasses.replace(config, preprocess=PreprocessConfig(orient=None))
+    with pytest.raises(ValueError, match=r"case0\d_0000\.nii\.gz: 2-D image, but train.patch_size"):
+        train(config, progress=False)
+
+
+def test_label_values_outside_declared_are_refused(phantoms: Path, tmp_path: Path) -> None:
+    config = tiny_config(phantoms, tmp_path / "run")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, labels=(0, 1)))
+    with pytest.raises(VolumeReadError, match=r"label\.nii\.gz: label values \[2\] not among"):
+        train(config, progress=False)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="bad.pt: unreadable checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
