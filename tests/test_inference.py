@@ -126,3 +126,57 @@ def test_infer_config_window_is_used(phantom: tuple[Volume, Volume]) -> None:
     a = Predictor(Threshold(), config, [0, 1], 1).predict(phantom[0])
     b = Predictor(Threshold(), tiled, [0, 1], 1).predict(phantom[0])
     np.testing.assert_array_equal(a.array, b.array)
+
+
+def _save_run(path: Path, model: nn.Module, config: Config) -> Path:
+    from volseg.config import config_to_dict
+    from volseg.training.checkpoint import Checkpoint, save_checkpoint
+
+    save_checkpoint(
+        Checkpoint(model.state_dict(), config_to_dict(config), [0, 1], 1),
+        path / "checkpoint_best.pt",
+    )
+    return path
+
+
+def test_ensemble_of_runs_averages_probabilities(
+    tmp_path: Path, phantom: tuple[Volume, Volume]
+) -> None:
+    """Two runs: the ensemble's probabilities are the mean of each run's probabilities."""
+    from volseg.config import ModelConfig
+
+    config = Config(
+        preprocess=PreprocessConfig(orient=None, crop_nonzero=False, normalize="zscore"),
+        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
+        train=TrainConfig(patch_size=(16, 16, 16)),
+    )
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
+        runs.append(_save_run(tmp_path / f"fold{seed}", model, config))
+    single = [Predictor.from_run(r).predict_probabilities(phantom[0]).array for r in runs]
+    ensemble = Predictor.from_runs(runs)
+    assert len(ensemble.models) == 2
+    both = ensemble.predict_probabilities(phantom[0]).array
+    np.testing.assert_allclose(both, (single[0] + single[1]) / 2, atol=1e-5)
+    assert not np.allclose(single[0], single[1], atol=1e-3)  # the members really differ
+
+
+def test_ensemble_refuses_runs_with_different_preprocessing(tmp_path: Path) -> None:
+    from volseg.config import ModelConfig
+
+    model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
+    base = Config(
+        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
+        train=TrainConfig(patch_size=(16, 16, 16)),
+    )
+    other = Config(
+        preprocess=PreprocessConfig(target_spacing=(2.0, 2.0, 2.0)),
+        model=base.model,
+        train=base.train,
+    )
+    a = _save_run(tmp_path / "a", model, base)
+    b = _save_run(tmp_path / "b", model, other)
+    with pytest.raises(ValueError, match="preprocess config"):
+        Predictor.from_runs([a, b])

@@ -41,17 +41,30 @@ def find_checkpoint(run_dir: str | Path) -> Path:
 
 
 class Predictor:
-    """A trained model with the preprocessing and label values it was trained with."""
+    """A trained model (or an ensemble) with the preprocessing and label values it was trained with.
+
+    Args:
+        model: one network, or several (an ensemble, e.g. cross-validation folds) whose class
+            probabilities are averaged on the working grid.
+    """
 
     def __init__(
-        self, model: nn.Module, config: Config, labels: Sequence[int], in_channels: int
+        self,
+        model: nn.Module | Sequence[nn.Module],
+        config: Config,
+        labels: Sequence[int],
+        in_channels: int,
     ) -> None:
-        self.model = model.eval()
+        models = [model] if isinstance(model, nn.Module) else list(model)
+        if not models:
+            raise ValueError("Predictor needs at least one model")
+        self.models = [m.eval() for m in models]
+        self.model = self.models[0]
         self.config = config
         self.labels = list(labels)
         self.in_channels = in_channels
         self.spatial_dims = len(config.train.patch_size)
-        self.divisor = int(getattr(model, "divisor", 1))
+        self.divisor = int(getattr(self.model, "divisor", 1))
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **infer_overrides: object) -> Predictor:
@@ -66,6 +79,31 @@ class Predictor:
         model = build_model(config, checkpoint.in_channels, len(checkpoint.labels))
         model.load_state_dict(checkpoint.model)
         return cls(model, config, checkpoint.labels, checkpoint.in_channels)
+
+    @classmethod
+    def from_runs(cls, run_dirs: Sequence[str | Path], **infer_overrides: object) -> Predictor:
+        """An ensemble of runs (e.g. cross-validation folds): their probabilities are averaged.
+
+        The runs must share labels, input channels and preprocessing (the first run's config
+        drives preprocessing and inference); otherwise a ``ValueError`` names the odd run.
+        """
+        if not run_dirs:
+            raise ValueError("from_runs: no run directories given")
+        members = [cls.from_run(run_dir, **infer_overrides) for run_dir in run_dirs]
+        first = members[0]
+        for run_dir, member in zip(run_dirs, members):
+            for what, mine, theirs in (
+                ("labels", member.labels, first.labels),
+                ("in_channels", member.in_channels, first.in_channels),
+                ("preprocess config", member.config.preprocess, first.config.preprocess),
+                ("spatial dims", member.spatial_dims, first.spatial_dims),
+            ):
+                if mine != theirs:
+                    raise ValueError(
+                        f"{run_dir}: {what} {mine} differ from {run_dirs[0]}'s {theirs}"
+                    )
+        models = [m for member in members for m in member.models]
+        return cls(models, first.config, first.labels, first.in_channels)
 
     def _check(self, image: Volume) -> None:
         if image.ndim != self.spatial_dims:
@@ -83,16 +121,21 @@ class Predictor:
         work, _, record = preprocess(image, self.config.preprocess)
         infer = self.config.infer
         amp = self.config.train.amp == "bf16"
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            logits = sliding_window_forward(
-                self.model,
-                torch.from_numpy(work.array),
-                infer.window,
-                infer.overlap,
-                infer.batch_size,
-                self.divisor,
-            )
-        probs = torch.softmax(logits.float(), dim=0).numpy()
+        total: torch.Tensor | None = None
+        for model in self.models:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                logits = sliding_window_forward(
+                    model,
+                    torch.from_numpy(work.array),
+                    infer.window,
+                    infer.overlap,
+                    infer.batch_size,
+                    int(getattr(model, "divisor", 1)),
+                )
+            p = torch.softmax(logits.float(), dim=0)
+            total = p if total is None else total.add_(p)
+        assert total is not None
+        probs = (total / len(self.models)).numpy()
         fill = [1.0] + [0.0] * (probs.shape[0] - 1)  # outside the crop: background
         return restore(work.with_array(probs), record, "linear", fill)
 
