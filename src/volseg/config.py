@@ -62,20 +62,47 @@ class DataConfig:
 class PreprocessConfig:
     """Deterministic, recorded preprocessing (see :mod:`volseg.data.preprocessing`).
 
+    Steps run in this order: N4, reorient, resample, crop to non-zero, clip, normalise,
+    crop/pad to ``crop_size``.
+
     Attributes:
+        n4: N4 bias-field correction on the scan's own grid (V-Net). Slow: use ``cache_dir``.
+        n4_shrink: shrink factor for fitting the field (the field is applied at full size).
+        n4_mask: voxels N4 fits on: ``otsu`` (Otsu foreground), ``nonzero`` or ``none``.
+        n4_iterations: fitting iterations per resolution level (its length = the levels).
         orient: reorient to this DICOM-style code (``LPS``, ``RAS``...) before anything else;
             ``None`` keeps the scan's own axes.
         target_spacing: mm in ITK order (x, y, z); ``None`` keeps the scan's spacing.
+        interpolation: image resampling, ``linear`` or ``bspline`` (labels: always nearest).
+        anisotropy_threshold: when the largest / smallest spacing exceeds this, the thick axis is
+            interpolated linearly (no cubic overshoot across thick slices), in-plane with
+            ``interpolation``; ``None`` disables.
         crop_nonzero: crop to the bounding box of voxels that are non-zero in any channel.
+        clip_window: clip raw intensities to ``[low, high]`` first (a CT window in HU).
         normalize: ``zscore_nonzero`` (per channel, over non-zero voxels), ``zscore``,
             ``percentile`` (clip to ``clip_percentiles`` then z-score) or ``none``.
+        crop_size: crop or zero-pad to this size (array order z, y, x) at the end; ``None`` keeps.
+        crop_mode: where the ``crop_size`` box sits: ``center`` of the volume or ``foreground``
+            (centre of the label's foreground box; the non-zero box when there is no label).
+        cache_dir: keep preprocessed cases as arrays here (:mod:`volseg.data.cache`); ``None``
+            disables. Not part of the preprocessing itself (not in the cache key).
     """
 
+    n4: bool = False
+    n4_shrink: int = 4
+    n4_mask: str = "otsu"
+    n4_iterations: tuple[int, ...] = (50, 50, 50, 50)
     orient: str | None = "LPS"
     target_spacing: tuple[float, ...] | None = None
+    interpolation: str = "linear"
+    anisotropy_threshold: float | None = 3.0
     crop_nonzero: bool = True
+    clip_window: tuple[float, float] | None = None
     normalize: str = "zscore_nonzero"
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    crop_size: tuple[int, ...] | None = None
+    crop_mode: str = "center"
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,10 @@ class AugmentConfig:
         gamma_p: probability of a random gamma (contrast) change in ``gamma_range``.
         noise_std: largest std of additive Gaussian noise (0 disables).
         bias_p: probability of a smooth multiplicative bias field of up to +/- ``bias_strength``.
+        histogram_p: probability of matching the patch's histogram to another training case
+            (V-Net), with ``histogram_levels`` bins and ``histogram_points`` quantiles (ITK).
+        crops_per_volume: 0 draws a random case per sample; ``n`` takes ``n`` consecutive
+            samples from each case in a shuffled epoch order (Adeniji: 3 crops per volume).
     """
 
     flip_axes: tuple[int, ...] = ()
@@ -113,6 +144,10 @@ class AugmentConfig:
     noise_std: float = 0.0
     bias_p: float = 0.0
     bias_strength: float = 0.3
+    histogram_p: float = 0.0
+    histogram_levels: int = 1024
+    histogram_points: int = 7
+    crops_per_volume: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,12 +168,35 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation loop.
+    """The optimisation loop and its recipe (see :mod:`volseg.training.schedules`).
 
     Attributes:
+        epochs: epochs to train; raising it and resuming extends a finished run.
+        iterations_per_epoch: optimiser steps per epoch (the global batch each step).
+        batch_size: patches per step and per process (DDP: global batch = this x processes).
         patch_size: training patch, array order (z, y, x); padded when the case is smaller.
         foreground_ratio: fraction of patches centred on a foreground voxel.
-        amp: ``none`` or ``bf16`` (autocast; on CPU with AVX-512-bf16 about 1.7x faster).
+        optimizer: ``sgd`` (with ``momentum``, V-Net: 0.99), ``adam`` or ``adamw``.
+        lr: base learning rate lr0.
+        weight_decay: L2 penalty (``adamw``: decoupled decay).
+        nesterov: Nesterov momentum for ``sgd``.
+        schedule: ``constant``, ``step`` (lr0 * ``step_gamma`` ** (iteration // ``step_size``),
+            V-Net: /10 every 25K iterations) or ``poly`` (lr0 * (1 - e / epochs) ** ``poly_power``,
+            Myronenko; e = finished epochs).
+        warmup_epochs: linear warm-up from ``warmup_start_lr`` to the schedule's value at the end
+            of the warm-up, composed with any schedule (0 disables).
+        early_stopping_patience: stop after this many epochs without a validation Dice gain of
+            more than ``early_stopping_min_delta`` (0 disables).
+        grad_clip: clip the global gradient L2 norm to this value (``None`` disables).
+        amp: ``none``, ``bf16`` (autocast; on CPU with AVX-512-bf16 about 1.7x faster) or
+            ``fp16`` (CUDA only, with a gradient scaler).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        deterministic: ask torch for deterministic kernels (slower on CUDA).
+        regions: ``None`` trains a softmax over the exclusive labels; a list of label-value
+            groups trains one sigmoid channel per (possibly overlapping) region, e.g. BraTS
+            ``[[1, 2, 4], [1, 4], [4]]`` for whole tumour, tumour core, enhancing tumour.
+        log_grad_norms: log per-layer gradient norms each epoch (Drozdzal) with a plot.
+        seed: seeds weights, patches and augmentation.
         threads: torch intra-op threads (0 keeps torch's default).
         num_workers: DataLoader worker processes preparing augmented patches.
         max_minutes: stop after the epoch that crosses this wall-clock budget.
@@ -153,8 +211,22 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.99
     weight_decay: float = 0.0
+    nesterov: bool = False
+    schedule: str = "constant"
+    step_size: int = 25000
+    step_gamma: float = 0.1
+    poly_power: float = 0.9
+    warmup_epochs: int = 0
+    warmup_start_lr: float = 1e-6
+    early_stopping_patience: int = 0
+    early_stopping_min_delta: float = 0.0
+    grad_clip: float | None = None
     seed: int = 0
     amp: str = "none"
+    device: str = "auto"
+    deterministic: bool = False
+    regions: tuple[tuple[int, ...], ...] | None = None
+    log_grad_norms: bool = False
     threads: int = 0
     num_workers: int = 0
     max_minutes: float | None = None

@@ -1,22 +1,33 @@
 """Checkpoints written atomically and loaded with ``torch.load(weights_only=True)``.
 
-A checkpoint holds only tensors and plain Python data: the model and optimiser state, the epoch,
-the resolved config (as a dict), the label values the output channels stand for, the input
-channel count, and the preprocessing records of the training cases. Everything needed to predict
-comes from the checkpoint alone.
+A checkpoint holds only tensors and plain Python data: the model, optimiser, LR-scheduler and
+gradient-scaler state, the epoch, the RNG states (Python, NumPy, torch CPU and CUDA), the trainer's
+own state (iteration, best metric, early stopping), the resolved config (as a dict), the label
+values the output channels stand for, the input channel count, and the preprocessing records of
+the training cases. Everything needed to predict, or to resume training exactly, comes from the
+checkpoint alone.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "capture_rng_state",
+    "load_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+]
 
 FORMAT = "volseg-checkpoint-1"
 
@@ -37,6 +48,10 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None
+    trainer: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +64,10 @@ class Checkpoint:
             "in_channels": self.in_channels,
             "metrics": dict(self.metrics),
             "records": self.records,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+            "rng": self.rng,
+            "trainer": self.trainer,
         }
 
 
@@ -93,4 +112,37 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         optimizer=data.get("optimizer"),
         metrics=dict(data.get("metrics", {})),
         records=dict(data.get("records", {})),
+        scheduler=data.get("scheduler"),
+        scaler=data.get("scaler"),
+        rng=data.get("rng"),
+        trainer=dict(data.get("trainer", {})),
     )
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and CUDA generator states as tensors and plain data."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Undo :func:`capture_rng_state`: every generator continues where it was captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
