@@ -3,25 +3,43 @@
 A :class:`PatchDataset` draws, for sample ``i`` of epoch ``e``, everything from a generator seeded
 with ``(seed, e, i)``: which case, where (a foreground voxel with probability
 ``foreground_ratio``, otherwise anywhere), and the augmentation parameters. The same seed gives
-the same batches with any number of DataLoader workers.
+the same batches with any number of DataLoader workers, and :meth:`PatchDataset.sample_params`
+re-draws (or ``param_log`` records) the parameters of any sample for replay.
+
+:func:`load_case` reads and preprocesses a case once; with ``preprocess.cache_dir`` set it keeps
+the result on disk (:mod:`volseg.data.cache`) so later runs read arrays. :func:`build_loader`
+wraps a dataset in a DataLoader with worker processes (one torch thread each) and pinned memory.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
 
 from volseg.config import AugmentConfig, PreprocessConfig
-from volseg.data.augmentation import RandomIntensity, RandomSpatial
+from volseg.data.augmentation import (
+    HistogramTable,
+    RandomIntensity,
+    RandomSpatial,
+    histogram_table,
+    match_histogram,
+    params_to_dict,
+)
+from volseg.data.cache import PreprocessCache
 from volseg.data.layouts import Case
 from volseg.data.preprocessing import PreprocessRecord, preprocess
 from volseg.io import Volume, VolumeReadError, read_volume
 
-__all__ = ["LoadedCase", "PatchDataset", "labels_to_indices", "load_case"]
+__all__ = ["LoadedCase", "PatchDataset", "build_loader", "labels_to_indices", "load_case"]
 
 _MAX_FOREGROUND_POINTS = 20_000
 
@@ -50,15 +68,10 @@ def labels_to_indices(label: np.ndarray, labels: Sequence[int], source: str) -> 
     return out
 
 
-def load_case(
-    case: Case, config: PreprocessConfig, labels: Sequence[int], expected_channels: int
-) -> LoadedCase:
-    """Read, check and preprocess one labelled case."""
+def _read_and_preprocess(
+    case: Case, config: PreprocessConfig
+) -> tuple[Volume, Volume | None, PreprocessRecord]:
     image = read_volume(list(case.images))
-    if image.channels != expected_channels:
-        raise VolumeReadError(
-            f"{image.source}: {image.channels} channel(s), the model expects {expected_channels}"
-        )
     if case.label is None:
         raise VolumeReadError(f"case {case.case_id}: no label map")
     label = read_volume(case.label)
@@ -67,20 +80,59 @@ def load_case(
         raise VolumeReadError(f"{case.label}: grid differs from {case.images[0]} ({diff})")
     # labels share the image's grid within tolerance: snap them onto it exactly
     label = Volume(label.array, image.spacing, image.origin, image.direction, label.source)
-    work, work_label, record = preprocess(image, config, label)
+    return preprocess(image, config, label)
+
+
+def load_case(
+    case: Case,
+    config: PreprocessConfig,
+    labels: Sequence[int],
+    expected_channels: int,
+    cache: PreprocessCache | None = None,
+) -> LoadedCase:
+    """Read, check and preprocess one labelled case (or read it from the on-disk cache).
+
+    Args:
+        cache: where preprocessed cases are kept; ``None`` uses ``config.cache_dir`` if set.
+    """
+    if case.label is None:
+        raise VolumeReadError(f"case {case.case_id}: no label map")
+    if cache is None and config.cache_dir:
+        cache = PreprocessCache(config.cache_dir)
+    if cache is not None:
+        inputs = [*case.images, case.label]
+        entry = cache.get_or_compute(inputs, config, lambda: _read_and_preprocess(case, config))
+        work, work_label, record = entry.image, entry.label, entry.record
+    else:
+        work, work_label, record = _read_and_preprocess(case, config)
+    if work.channels != expected_channels:
+        raise VolumeReadError(
+            f"{work.source}: {work.channels} channel(s), the model expects {expected_channels}"
+        )
     assert work_label is not None
-    target = labels_to_indices(work_label.array, labels, str(case.label))
+    target = labels_to_indices(np.asarray(work_label.array), labels, str(case.label))
     points = np.argwhere(target[0] > 0)
     if len(points) > _MAX_FOREGROUND_POINTS:
         keep = np.random.default_rng(0).choice(len(points), _MAX_FOREGROUND_POINTS, replace=False)
         points = points[np.sort(keep)]
-    return LoadedCase(
-        case.case_id, torch.from_numpy(work.array), torch.from_numpy(target), points, record
-    )
+    image = torch.from_numpy(np.array(work.array, dtype=np.float32))  # a copy of a memmap
+    return LoadedCase(case.case_id, image, torch.from_numpy(target), points, record)
 
 
 class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Random augmented patches from loaded cases; ``len`` is the samples of one epoch."""
+    """Random augmented patches from loaded cases; ``len`` is the samples of one epoch.
+
+    Per sample: pick a case (random, or ``augment.crops_per_volume`` consecutive samples per case
+    of a shuffled epoch order), a centre, then cut the patch with flips / rotation / scaling /
+    B-spline deformation (:class:`~volseg.data.augmentation.RandomSpatial`), match its histogram
+    to another case's (``augment.histogram_p``, V-Net) and change intensities
+    (:class:`~volseg.data.augmentation.RandomIntensity`).
+
+    Args:
+        param_log: append one JSON line per sample (epoch, index, case, all parameters) to this
+            file, from any worker; ``None`` logs nothing. :meth:`sample_params` gives the same
+            without a file.
+    """
 
     def __init__(
         self,
@@ -90,36 +142,136 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
         foreground_ratio: float,
         samples_per_epoch: int,
         seed: int,
+        param_log: str | Path | None = None,
     ) -> None:
         if not cases:
             raise ValueError("no training cases")
         self.cases = list(cases)
         self.patch_size = tuple(int(p) for p in patch_size)
+        self.augment = augment
         self.spatial = RandomSpatial(augment, self.patch_size)
         self.intensity = RandomIntensity(augment)
         self.foreground_ratio = foreground_ratio
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
-        self.epoch = 0
+        # in shared memory: persistent DataLoader workers see set_epoch() of the main process
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self.param_log = Path(param_log) if param_log is not None else None
+        self.tables: list[list[HistogramTable]] = []
+        if augment.histogram_p > 0 and len(self.cases) > 1:
+            self.tables = [
+                [
+                    histogram_table(ch.numpy(), augment.histogram_levels, augment.histogram_points)
+                    for ch in case.image
+                ]
+                for case in self.cases
+            ]
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose samples ``__getitem__`` returns."""
-        self.epoch = epoch
+        """Select the epoch whose samples ``__getitem__`` returns (call before iterating)."""
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _case_index(self, rng: np.random.Generator, index: int) -> int:
+        n = self.augment.crops_per_volume
+        if n <= 0:
+            return int(rng.integers(len(self.cases)))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.cases))
+        return int(order[(index // n) % len(self.cases)])
+
+    def sample_params(self, index: int) -> dict[str, Any]:
+        """Every random choice of sample ``index`` of the current epoch (nothing applied)."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        case = self.cases[int(rng.integers(len(self.cases)))]
+        case_index = self._case_index(rng, index)
+        case = self.cases[case_index]
         shape = np.asarray(case.image.shape[1:])
         if len(case.foreground) and rng.random() < self.foreground_ratio:
             center = case.foreground[int(rng.integers(len(case.foreground)))].astype(float)
         else:
             half = np.minimum(np.asarray(self.patch_size) / 2, shape / 2)
             center = rng.uniform(half - 0.5, shape - half - 0.5)
-        params = self.spatial.get_params(rng, tuple(center))
-        image, target = self.spatial.apply(case.image, case.target, params)
+        spatial = self.spatial.get_params(rng, tuple(center))
+        reference = None
+        if self.tables and rng.random() < self.augment.histogram_p:
+            others = [i for i in range(len(self.cases)) if i != case_index]
+            reference = others[int(rng.integers(len(others)))]
+        channels, dims = int(case.image.shape[0]), len(self.patch_size)
+        intensity = self.intensity.get_params(rng, channels, dims)
+        return {
+            "epoch": self.epoch,
+            "index": index,
+            "case": case_index,
+            "case_id": case.case_id,
+            "spatial": spatial,
+            "histogram_reference": reference,
+            "intensity": intensity,
+        }
+
+    def apply(self, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The patch and target that ``params`` (from :meth:`sample_params`) describe."""
+        case = self.cases[params["case"]]
+        image, target = self.spatial.apply(case.image, case.target, params["spatial"])
         assert target is not None
-        iparams = self.intensity.get_params(rng, image.shape[0], image.ndim - 1)
-        return self.intensity.apply(image, iparams), target
+        reference = params["histogram_reference"]
+        if reference is not None:
+            source, ref = self.tables[params["case"]], self.tables[reference]
+            image = torch.stack([match_histogram(ch, s, r) for ch, s, r in zip(image, source, ref)])
+        return self.intensity.apply(image, params["intensity"]), target
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self.sample_params(index)
+        if self.param_log is not None:
+            line = json.dumps(params_to_dict(params)) + "\n"
+            fd = os.open(self.param_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())  # one append per line: workers do not interleave
+            finally:
+                os.close(fd)
+        return self.apply(params)
+
+
+def _one_thread_per_worker(worker_id: int) -> None:
+    torch.set_num_threads(1)  # workers must not fight the training step for the cores
+
+
+def build_loader(
+    dataset: TorchDataset[Any],
+    batch_size: int,
+    num_workers: int = 0,
+    pin_memory: bool | None = None,
+    sampler: Sampler[int] | None = None,
+    prefetch_factor: int = 2,
+) -> DataLoader[Any]:
+    """A DataLoader for a :class:`PatchDataset`: order from the dataset, workers, pinned memory.
+
+    Args:
+        num_workers: worker processes (each limited to one torch thread), kept alive between
+            epochs; ``0`` prepares batches in the training process.
+        pin_memory: page-locked batches for fast host-to-GPU copies; ``None`` = when CUDA exists.
+        sampler: e.g. a ``DistributedSampler``; ``None`` walks the epoch's indices in order.
+        prefetch_factor: batches each worker prepares ahead.
+    """
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    extra: dict[str, Any] = {}
+    if num_workers > 0:
+        extra = {
+            "persistent_workers": True,
+            "prefetch_factor": prefetch_factor,
+            "worker_init_fn": _one_thread_per_worker,
+        }
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        **extra,
+    )
