@@ -6,6 +6,7 @@ Errors the user can fix (a bad file, a bad config) end as one line on stderr and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,19 +20,70 @@ class UsageError(Exception):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
+    import subprocess
 
     from volseg.config import load_config
+    from volseg.training.distributed import launched_by_torchrun, torchrun_command
     from volseg.training.trainer import train
 
-    config = load_config(args.config)
+    if args.nproc > 1 and not launched_by_torchrun():
+        forwarded = ["train", *([args.config] if args.config else [])]
+        for flag, value in (("--resume", args.resume), ("--run-dir", args.run_dir)):
+            if value:
+                forwarded += [flag, value]
+        if args.epochs is not None:
+            forwarded += ["--epochs", str(args.epochs)]
+        forwarded += ["-q"] if args.quiet else []
+        return subprocess.run(torchrun_command(args.nproc, forwarded), check=False).returncode
+    if args.resume:
+        if args.config:
+            raise UsageError("give either CONFIG or --resume RUN_DIR, not both")
+        run_dir = Path(args.resume)
+        config = load_config(run_dir / "config.yaml")
+        config = dataclasses.replace(config, run_dir=str(run_dir))
+    elif args.config:
+        config = load_config(args.config)
+    else:
+        raise UsageError("give a CONFIG file or --resume RUN_DIR")
     if args.run_dir:
         config = dataclasses.replace(config, run_dir=args.run_dir)
-    result = train(config, progress=not args.quiet)
+    if args.epochs is not None:
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, epochs=args.epochs)
+        )
+    result = train(config, progress=not args.quiet, resume=bool(args.resume))
+    if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
+        return 0
     best = "n/a" if result.best_dice is None else f"{result.best_dice:.4f}"
     print(
         f"run: {result.run_dir}  epochs: {result.epochs}  best val Dice: {best} "
         f"(epoch {result.best_epoch})  time: {result.seconds:.0f} s"
     )
+    if result.stop_reason:
+        print(f"stopped early: {result.stop_reason}")
+    return 0
+
+
+def _cmd_cv(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from volseg.config import load_config
+    from volseg.training.crossval import cross_validate, ensemble_predictor
+
+    config = load_config(args.config)
+    if args.run_dir:
+        config = dataclasses.replace(config, run_dir=args.run_dir)
+    result = cross_validate(config, args.folds, progress=not args.quiet)
+    for fold, metrics in enumerate(result.fold_metrics):
+        print(f"fold {fold}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print("pooled: " + "  ".join(f"{k} {v:.4f}" for k, v in result.pooled.items()))
+    print(f"splits: {result.cv_dir / 'splits.json'}  metrics: {result.cv_dir / 'metrics.csv'}")
+    if args.predict:
+        if not args.output:
+            raise UsageError("--predict needs --output")
+        predictor = ensemble_predictor(result.run_dirs)
+        out = predictor.predict_file([Path(p) for p in args.predict], args.output)
+        print(f"ensemble of {len(result.run_dirs)} folds wrote {out}")
     return 0
 
 
@@ -117,11 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="volseg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model from a YAML config")
-    p.add_argument("config", help="YAML config (see configs/)")
+    p = sub.add_parser("train", help="train a model from a YAML config (or resume a run)")
+    p.add_argument("config", nargs="?", help="YAML config (see configs/)")
     p.add_argument("--run-dir", help="override run_dir from the config")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
+    p.add_argument("--epochs", type=int, help="override train.epochs (extends a resumed run)")
+    p.add_argument(
+        "--nproc", type=int, default=1, help="train with N DDP processes (runs torchrun)"
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("cv", help="k-fold cross-validation: one run per fold, pooled metrics")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--run-dir", help="folder for splits.json and the fold runs")
+    p.add_argument("--predict", nargs="+", help="scan (channel files) to segment with the folds")
+    p.add_argument("-o", "--output", help="output file of --predict")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_cv)
 
     p = sub.add_parser("predict", help="segment scans with a trained run")
     p.add_argument("-m", "--model", required=True, help="run directory or checkpoint file")

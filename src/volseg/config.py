@@ -192,9 +192,9 @@ class TrainConfig:
             ``fp16`` (CUDA only, with a gradient scaler).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         deterministic: ask torch for deterministic kernels (slower on CUDA).
-        regions: ``None`` trains a softmax over the exclusive labels; a list of label-value
-            groups trains one sigmoid channel per (possibly overlapping) region, e.g. BraTS
-            ``[[1, 2, 4], [1, 4], [4]]`` for whole tumour, tumour core, enhancing tumour.
+        regions: ``None`` trains a softmax over the exclusive labels; ``brats`` (whole tumour
+            {1, 2, 4}, tumour core {1, 4}, enhancing tumour {4}; see :mod:`volseg.regions`) or a
+            list of label-value groups trains one sigmoid channel per (overlapping) region.
         log_grad_norms: log per-layer gradient norms each epoch (Drozdzal) with a plot.
         seed: seeds weights, patches and augmentation.
         threads: torch intra-op threads (0 keeps torch's default).
@@ -225,7 +225,7 @@ class TrainConfig:
     amp: str = "none"
     device: str = "auto"
     deterministic: bool = False
-    regions: tuple[tuple[int, ...], ...] | None = None
+    regions: str | tuple[tuple[int, ...], ...] | None = None
     log_grad_norms: bool = False
     threads: int = 0
     num_workers: int = 0

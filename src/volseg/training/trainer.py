@@ -44,6 +44,7 @@ from volseg.losses import create_loss
 from volseg.metrics import dice
 from volseg.nn import create_model
 from volseg.nn.sliding_window import sliding_window_forward
+from volseg.regions import Region, batch_labels_to_regions, get_regions
 from volseg.training.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -63,6 +64,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "region_targets",
+    "resolve_regions",
     "split_cases",
     "train",
     "train_step",
@@ -97,6 +99,7 @@ class TrainState:
     in_channels: int
     records: dict[str, Any]
     early_stopping: EarlyStopping
+    regions: tuple[Region, ...] | None = None
     epoch: int = 0
     step: int = 0
     best_metric: float = -math.inf
@@ -198,7 +201,8 @@ def build_model(config: Config, in_channels: int, num_classes: int) -> nn.Module
     ``num_classes`` is ignored.
     """
     kwargs = dict(config.model.kwargs)
-    out_channels = len(config.train.regions) if config.train.regions else num_classes
+    regions = resolve_regions(config)
+    out_channels = len(regions) if regions else num_classes
     for key, value in (("in_channels", in_channels), ("out_channels", out_channels)):
         if key in kwargs and kwargs[key] != value:
             raise ValueError(f"model.kwargs.{key}={kwargs[key]} but the data implies {value}")
@@ -225,18 +229,31 @@ def split_cases(cases: Sequence[Case], config: Config) -> tuple[list[Case], list
     ]
 
 
+def resolve_regions(config: Config) -> tuple[Region, ...] | None:
+    """The regions of ``train.regions`` (``brats`` or label-value groups), or None (softmax)."""
+    spec = config.train.regions
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        try:
+            return get_regions(spec)
+        except ValueError as err:
+            raise ValueError(f"train.regions: {err}") from None
+    if not spec or not all(spec):
+        raise ValueError(f"train.regions: expected non-empty label groups, got {spec}")
+    return tuple(Region(f"r{i}", tuple(group)) for i, group in enumerate(spec))
+
+
 def region_targets(
-    target: torch.Tensor, labels: Sequence[int], regions: Sequence[Sequence[int]]
+    target: torch.Tensor, labels: Sequence[int], regions: Sequence[Region]
 ) -> torch.Tensor:
     """Class indices ``(B, 1, *spatial)`` -> float region masks ``(B, R, *spatial)``.
 
     Index ``k`` stands for label value ``labels[k]``; region ``r`` is on where that value is in
-    ``regions[r]`` (BraTS: ``[[1, 2, 4], [1, 4], [4]]`` gives whole tumour, core, enhancing).
+    ``regions[r].labels`` (:func:`volseg.regions.batch_labels_to_regions`).
     """
-    members = torch.tensor(
-        [[value in set(region) for value in labels] for region in regions], device=target.device
-    )  # (R, K)
-    return members[:, target[:, 0].long()].movedim(0, 1).float()
+    values = torch.tensor(list(labels), device=target.device)[target.long()]
+    return batch_labels_to_regions(values, regions).float()
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:
@@ -327,8 +344,8 @@ def train_step(
     """
     tcfg = state.config.train
     image, target = image.to(device), target.to(device)
-    if tcfg.regions:
-        target = region_targets(target, state.labels, tcfg.regions)
+    if state.regions:
+        target = region_targets(target, state.labels, state.regions)
     state.optimizer.zero_grad(set_to_none=True)
     with _autocast(tcfg.amp, device):
         output = model(image)
@@ -355,13 +372,18 @@ def validate(
     """Per-case scores on the preprocessed grids, keyed ``val_dice_<name>`` and ``val_loss``.
 
     Softmax regime: Dice of ``argmax == k`` per foreground class (name = label value). Region
-    regime: Dice of ``sigmoid > 0.5`` per region (name = region index). ``val_loss`` is the
-    training loss on the whole case's logits (skipped for VAE losses, which need the VAE branch).
+    regime: Dice of ``sigmoid > 0.5`` per region (name = region name, e.g. ``WT``). ``val_loss``
+    is the training loss on the whole case's logits (for a VAE loss its Dice term: the VAE
+    branch is off in eval mode).
     """
     model.eval()
-    regions = config.train.regions
+    regions = resolve_regions(config)
     device = next(model.parameters()).device
-    scores: dict[str, list[float]] = {}
+    # the same keys on every rank, even one without cases (DDP all-reduces them)
+    names = [r.name for r in regions] if regions else [str(k) for k in labels[1:]]
+    scores: dict[str, list[float]] = {f"val_dice_{name}": [] for name in names}
+    if loss_fn is not None:
+        scores["val_loss"] = []
     with _autocast(config.train.amp, device):
         for case in cases:
             logits = sliding_window_forward(
@@ -377,15 +399,17 @@ def validate(
                 target = region_targets(target, labels, regions)
                 masks = (logits > 0).numpy()  # sigmoid > 0.5
                 truth = target[0].numpy() > 0.5
-                for r in range(len(regions)):
-                    scores.setdefault(f"val_dice_r{r}", []).append(dice(masks[r], truth[r]))
+                for r, region in enumerate(regions):
+                    scores.setdefault(f"val_dice_{region.name}", []).append(
+                        dice(masks[r], truth[r])
+                    )
             else:
                 pred = logits.argmax(0).numpy()
                 truth = case.target[0].numpy()
                 for k in range(1, logits.shape[0]):
                     name = labels[k] if labels else k
                     scores.setdefault(f"val_dice_{name}", []).append(dice(pred == k, truth == k))
-            if loss_fn is not None and not hasattr(loss_fn, "vae"):
+            if loss_fn is not None:  # a VAE loss given plain logits scores its Dice term
                 loss = loss_fn(logits[None], target)
                 value = loss["loss"] if isinstance(loss, dict) else loss
                 scores.setdefault("val_loss", []).append(float(value))
@@ -501,6 +525,7 @@ def train(
             early_stopping=EarlyStopping(
                 tcfg.early_stopping_patience, tcfg.early_stopping_min_delta
             ),
+            regions=resolve_regions(config),
         )
         if resume:
             _resume(state, run_dir / "checkpoint_last.pt")

@@ -1,0 +1,191 @@
+"""K-fold cross-validation: deterministic splits, one run per fold, pooled metrics, an ensemble.
+
+``cross_validate(config, folds=4)`` (``volseg cv CONFIG --folds 4``; Liu et al. report four-fold
+cross-validation) writes into ``CV_DIR`` (default ``config.run_dir``):
+
+* ``splits.json`` — ``[{"fold": 0, "train": [...], "val": [...]}, ...]``: the case ids of each
+  fold, drawn once from ``train.seed`` (cases dealt round-robin after a seeded shuffle) and reused
+  on every later call, so an interrupted cross-validation resumes with the same folds;
+* ``fold_K/`` — an ordinary training run validating on fold K (resumed if interrupted, skipped
+  if finished);
+* ``metrics.csv`` — Dice per held-out case and label (and region, for region models), scored
+  on the scan's own grid by :class:`volseg.inference.Predictor`;
+* ``summary.json`` — mean Dice per fold and pooled over all held-out cases.
+
+:func:`ensemble_predictor` averages the folds' class probabilities for new scans.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volseg.config import Config
+from volseg.data.layouts import Case, find_cases
+from volseg.inference import Predictor
+from volseg.io import read_volume
+from volseg.metrics import dice
+from volseg.regions import labels_to_regions
+from volseg.training.checkpoint import load_checkpoint
+from volseg.training.trainer import resolve_regions, train
+
+__all__ = [
+    "CVResult",
+    "cross_validate",
+    "ensemble_predictor",
+    "fold_config",
+    "kfold_splits",
+    "read_splits",
+    "write_splits",
+]
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Where the folds went and their scores (mean Dice per metric name)."""
+
+    cv_dir: Path
+    run_dirs: list[Path]
+    fold_metrics: list[dict[str, float]]
+    pooled: dict[str, float]
+
+
+def kfold_splits(case_ids: Sequence[str], folds: int, seed: int) -> list[dict[str, Any]]:
+    """``folds`` disjoint validation sets covering every case once, with their training sets.
+
+    The ids are sorted, shuffled by ``numpy.random.default_rng(seed)`` and dealt round-robin,
+    so the split depends only on the set of ids, ``folds`` and ``seed``.
+    """
+    ids = sorted(case_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("case ids must be unique for cross-validation")
+    if not 2 <= folds <= len(ids):
+        raise ValueError(f"--folds must be between 2 and the number of cases ({len(ids)})")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    splits = []
+    for fold in range(folds):
+        val = sorted(ids[i] for i in order[fold::folds])
+        splits.append({"fold": fold, "train": [i for i in ids if i not in val], "val": val})
+    return splits
+
+
+def write_splits(splits: Sequence[dict[str, Any]], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(list(splits), indent=1) + "\n")
+
+
+def read_splits(path: str | Path) -> list[dict[str, Any]]:
+    try:
+        splits = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable splits file ({err})") from None
+    if not isinstance(splits, list) or not all(
+        isinstance(s, dict) and {"fold", "train", "val"} <= set(s) for s in splits
+    ):
+        raise ValueError(f"{path}: expected a list of {{fold, train, val}} entries")
+    return splits
+
+
+def fold_config(config: Config, split: dict[str, Any], run_dir: str | Path) -> Config:
+    """The fold's config: validate on its held-out cases, write into its own run directory."""
+    data = dataclasses.replace(config.data, val_cases=tuple(split["val"]))
+    return dataclasses.replace(config, data=data, run_dir=str(run_dir))
+
+
+def _fold_done(run_dir: Path, epochs: int) -> bool:
+    last = run_dir / "checkpoint_last.pt"
+    if not last.is_file():
+        return False
+    checkpoint = load_checkpoint(last)
+    return checkpoint.epoch >= epochs or bool(checkpoint.trainer.get("stop_reason"))
+
+
+def _score_case(
+    predictor: Predictor, case: Case, labels: Sequence[int], config: Config
+) -> dict[str, float]:
+    assert case.label is not None
+    pred = predictor.predict(list(case.images)).array[0]
+    ref = read_volume(case.label).array[0]
+    scores = {f"dice_{k}": dice(pred == k, ref == k) for k in labels if k != 0}
+    regions = resolve_regions(config)
+    if regions:
+        pred_r, ref_r = labels_to_regions(pred, regions), labels_to_regions(ref, regions)
+        for r, region in enumerate(regions):
+            scores[f"dice_{region.name}"] = dice(pred_r[r], ref_r[r])
+    return scores
+
+
+def _mean_rows(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    keys = [k for k in rows[0] if k.startswith("dice_")] if rows else []
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    if keys:
+        out["dice"] = float(np.mean([out[k] for k in keys]))
+    return out
+
+
+def cross_validate(
+    config: Config, folds: int, progress: bool = True, cv_dir: str | Path | None = None
+) -> CVResult:
+    """Train and score every fold (resuming or skipping finished ones); see the module docstring.
+
+    Warning: trains ``folds`` models one after another.
+    """
+    cv_dir = Path(cv_dir or config.run_dir)
+    cv_dir.mkdir(parents=True, exist_ok=True)
+    dataset = find_cases(config.data.root, config.data.layout)
+    by_id = {c.case_id: c for c in dataset.cases}
+    splits_path = cv_dir / "splits.json"
+    if splits_path.is_file():
+        splits = read_splits(splits_path)
+        listed = {i for s in splits for i in s["val"]}
+        if len(splits) != folds or listed != set(by_id):
+            raise ValueError(
+                f"{splits_path}: holds {len(splits)} folds over other cases; "
+                "use another run_dir or delete it"
+            )
+    else:
+        splits = kfold_splits(list(by_id), folds, config.train.seed)
+        write_splits(splits, splits_path)
+
+    rows: list[dict[str, Any]] = []
+    fold_metrics, run_dirs = [], []
+    for split in splits:
+        run_dir = cv_dir / f"fold_{split['fold']}"
+        cfg = fold_config(config, split, run_dir)
+        if not _fold_done(run_dir, config.train.epochs):
+            resume = (run_dir / "checkpoint_last.pt").is_file()
+            if progress:
+                print(f"fold {split['fold']}: {'resuming' if resume else 'training'} in {run_dir}")
+            train(cfg, progress=progress, resume=resume)
+        run_dirs.append(run_dir)
+        predictor = Predictor.from_run(run_dir)
+        labels = predictor.labels
+        fold_rows = [
+            {"fold": split["fold"], "case": i, **_score_case(predictor, by_id[i], labels, cfg)}
+            for i in split["val"]
+        ]
+        rows += fold_rows
+        fold_metrics.append(_mean_rows(fold_rows))
+    pooled = _mean_rows(rows)
+    with (cv_dir / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = {
+        "folds": [{"fold": s["fold"], **m} for s, m in zip(splits, fold_metrics)],
+        "pooled": pooled,
+        "cases": len(rows),
+    }
+    (cv_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return CVResult(cv_dir, run_dirs, fold_metrics, pooled)
+
+
+def ensemble_predictor(run_dirs: Sequence[str | Path]) -> Predictor:
+    """A :class:`volseg.inference.Predictor` averaging the runs' probabilities (the folds)."""
+    return Predictor.from_runs(list(run_dirs))
