@@ -234,16 +234,34 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class InferConfig:
-    """Prediction.
+    """Prediction (see :mod:`volseg.inference` and :mod:`volseg.nn.sliding_window`).
 
     Attributes:
         window: sliding-window size in array order; ``None`` runs the whole volume at once.
         overlap: fraction of the window shared by neighbouring windows.
+        batch_size: windows per forward pass.
+        blend: ``gaussian`` (centre voxels of a window count more) or ``constant``.
+        sigma_scale: Gaussian sigma as a fraction of the window size.
+        mirror_axes: array axes mirrored for test-time augmentation (every combination is run:
+            3 axes cost 8 passes); empty disables TTA.
+        activation: ``auto`` (sigmoid for ``train.regions`` runs, else softmax), ``softmax``
+            or ``sigmoid``.
+        threshold: ``None`` takes the argmax of softmax outputs (0.5 for sigmoid ones); one value
+            for every foreground class/region or one per class/region thresholds instead.
+        keep_largest: label values whose largest connected component alone is kept.
+        channels_last: run 3-D nets in channels-last memory layout (faster convolutions on CPU).
     """
 
     window: tuple[int, ...] | None = None
     overlap: float = 0.5
     batch_size: int = 1
+    blend: str = "gaussian"
+    sigma_scale: float = 0.125
+    mirror_axes: tuple[int, ...] = ()
+    activation: str = "auto"
+    threshold: tuple[float, ...] | None = None
+    keep_largest: tuple[int, ...] = ()
+    channels_last: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,36 @@
 """Run a fully convolutional network over a whole volume, at once or in overlapping windows.
 
-Used by validation (training) and by :mod:`volseg.inference`. The stitching buffer has the size
-of the output; windows are moved to the model's device one batch at a time.
+Used by validation (training) and by :mod:`volseg.inference`. Overlapping window outputs are
+blended with a constant or a Gaussian importance map (centre voxels count more than edge voxels,
+whose receptive field is cut by the window border; nnU-Net, Isensee et al. 2021). Windows are
+cut from the image on the host and moved to the model's device one batch at a time; the only
+full-size buffers are the output ``(K, *spatial)`` and one weight map ``(1, *spatial)``.
+
+Test-time augmentation by mirroring runs the whole window pass on each mirrored copy of the image
+and averages the un-mirrored outputs, so a mirror-symmetric image gets a mirror-symmetric output
+whatever the window grid.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["pad_to_multiple", "sliding_window_forward", "window_starts"]
+__all__ = [
+    "count_windows",
+    "gaussian_importance",
+    "mirror_combinations",
+    "pad_to_multiple",
+    "sliding_window_forward",
+    "window_starts",
+]
+
+Network = nn.Module | Callable[[torch.Tensor], torch.Tensor]
 
 
 def pad_to_multiple(x: torch.Tensor, divisor: int) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -31,7 +48,10 @@ def pad_to_multiple(x: torch.Tensor, divisor: int) -> tuple[torch.Tensor, tuple[
 
 
 def window_starts(size: int, window: int, overlap: float) -> list[int]:
-    """Start indices along one axis so windows of ``window`` cover ``size`` with ``overlap``."""
+    """Start indices along one axis so windows of ``window`` cover ``size`` with ``overlap``.
+
+    Steps of ``window * (1 - overlap)`` from 0; the last window is moved back to end at ``size``.
+    """
     if window >= size:
         return [0]
     step = max(1, int(window * (1.0 - overlap)))
@@ -41,7 +61,38 @@ def window_starts(size: int, window: int, overlap: float) -> list[int]:
     return starts
 
 
-def _forward(model: nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
+def gaussian_importance(
+    window: Sequence[int], sigma_scale: float = 0.125, floor: float = 1e-3
+) -> torch.Tensor:
+    """Gaussian blending weights ``window`` (float32), centred, sigma = ``sigma_scale * window``.
+
+    The product of one 1-D Gaussian ``exp(-x^2 / (2 sigma^2))`` per axis (peak ~1), with values
+    below ``floor`` raised to it so that every voxel of a window keeps a positive weight (the
+    corners of a window would otherwise underflow). The same map as MONAI's ``gaussian`` mode.
+    """
+    weights = torch.ones((), dtype=torch.float32)
+    for size in window:
+        x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2.0
+        sigma = sigma_scale * size
+        axis = torch.exp(x**2 / (-2.0 * sigma**2))
+        weights = weights.unsqueeze(-1) * axis
+    return weights.clamp_(min=max(float(weights.min()), floor))
+
+
+def mirror_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every subset of ``axes`` (the empty one first): the flips mirroring TTA averages over."""
+    axes = tuple(sorted(set(axes)))
+    return [c for n in range(len(axes) + 1) for c in itertools.combinations(axes, n)]
+
+
+def _device_of(model: Network) -> torch.device:
+    if isinstance(model, nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
+def _forward(model: Network, x: torch.Tensor, divisor: int) -> torch.Tensor:
     padded, shape = pad_to_multiple(x, divisor)
     out = model(padded)
     if isinstance(out, (tuple, list)):
@@ -49,41 +100,91 @@ def _forward(model: nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
     return out[(slice(None), slice(None), *(slice(0, s) for s in shape))]
 
 
-@torch.no_grad()
+def _mirrored(
+    corner: tuple[int, ...], shape: tuple[int, ...], window: tuple[int, ...], flip: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """Slice in the original image of the window at ``corner`` of the image mirrored by ``flip``."""
+    starts = [
+        s - c - w if axis in flip else c
+        for axis, (c, s, w) in enumerate(zip(corner, shape, window))
+    ]
+    return tuple(slice(c, c + w) for c, w in zip(starts, window))
+
+
+@torch.inference_mode()
 def sliding_window_forward(
-    model: nn.Module,
+    model: Network,
     image: torch.Tensor,
     window: Sequence[int] | None = None,
     overlap: float = 0.5,
     batch_size: int = 1,
     divisor: int = 1,
+    *,
+    blend: str = "constant",
+    sigma_scale: float = 0.125,
+    mirror_axes: Sequence[int] = (),
 ) -> torch.Tensor:
-    """Network outputs ``(K, *spatial)`` for an image ``(C, *spatial)``.
+    """Network outputs ``(K, *spatial)`` (float32, on the host) for an image ``(C, *spatial)``.
 
     Args:
+        model: a network taking ``(B, C, *spatial)``; a tuple output contributes its first item.
         window: window size in array order; ``None`` (or a window at least the image's size)
             runs the whole volume in one pass.
-        overlap: fraction shared by neighbouring windows; overlapping outputs are averaged.
+        overlap: fraction shared by neighbouring windows (0 <= overlap < 1).
+        batch_size: windows per forward pass.
         divisor: inputs are padded to a multiple of this (e.g. 16 for V-Net's 4 downsamplings).
+        blend: ``constant`` (plain average of overlapping outputs) or ``gaussian``.
+        sigma_scale: Gaussian sigma as a fraction of the window size.
+        mirror_axes: spatial axes (0 = first spatial axis) for mirroring test-time augmentation.
+            Every combination of flips is run (3 axes: 8 passes, slow on CPU); the result is the
+            window pass over each mirrored image, mirrored back, all blended together.
     """
-    device = next(model.parameters()).device
+    if blend not in ("constant", "gaussian"):
+        raise ValueError(f"blend must be 'constant' or 'gaussian', got {blend!r}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    spatial = image.ndim - 1
+    if any(not 0 <= a < spatial for a in mirror_axes):
+        raise ValueError(f"mirror_axes {tuple(mirror_axes)} outside 0..{spatial - 1}")
+    device = _device_of(model)
     shape = tuple(image.shape[1:])
     if window is None or all(w >= s for w, s in zip(window, shape)):
-        return _forward(model, image[None].to(device), divisor)[0].float().cpu()
-    window = tuple(min(w, s) for w, s in zip(window, shape))
-    starts = [window_starts(s, w, overlap) for s, w in zip(shape, window)]
-    corners = list(itertools.product(*starts))
+        win, weights = shape, None  # whole volume: one window per mirroring
+    else:
+        win = tuple(min(w, s) for w, s in zip(window, shape))
+        weights = gaussian_importance(win, sigma_scale) if blend == "gaussian" else None
+    starts = [window_starts(s, w, overlap) for s, w in zip(shape, win)]
+    jobs = [
+        (flip, _mirrored(corner, shape, win, flip))
+        for flip in mirror_combinations(mirror_axes)
+        for corner in itertools.product(*starts)
+    ]
     output: torch.Tensor | None = None
-    counts = torch.zeros((1, *shape), dtype=torch.float32)
-    for first in range(0, len(corners), batch_size):
-        chunk = corners[first : first + batch_size]
-        slices = [tuple(slice(c, c + w) for c, w in zip(corner, window)) for corner in chunk]
-        batch = torch.stack([image[(slice(None), *s)] for s in slices]).to(device)
+    norm = torch.zeros((1, *shape), dtype=torch.float32)
+    for first in range(0, len(jobs), batch_size):
+        chunk = jobs[first : first + batch_size]
+        crops = [image[(slice(None), *s)] for _, s in chunk]
+        crops = [c.flip([a + 1 for a in f]) if f else c for c, (f, _) in zip(crops, chunk)]
+        batch = torch.stack(crops).to(device)
         result = _forward(model, batch, divisor).float().cpu()
         if output is None:
             output = torch.zeros((result.shape[1], *shape), dtype=torch.float32)
-        for s, r in zip(slices, result):
-            output[(slice(None), *s)] += r
-            counts[(slice(None), *s)] += 1.0
+        for (flip, s), r in zip(chunk, result):
+            if flip:
+                r = r.flip([a + 1 for a in flip])
+            index = (slice(None), *s)
+            if weights is None:
+                output[index] += r
+                norm[index] += 1.0
+            else:  # the Gaussian is mirror-symmetric: no need to flip it
+                output[index].addcmul_(r, weights)
+                norm[index] += weights
     assert output is not None
-    return output / counts
+    return output.div_(norm)
+
+
+def count_windows(shape: Sequence[int], window: Sequence[int], overlap: float) -> int:
+    """How many windows cover an image of ``shape`` (forward passes = this / batch size)."""
+    return math.prod(len(window_starts(s, min(w, s), overlap)) for s, w in zip(shape, window))
