@@ -158,9 +158,10 @@ def test_write_metrics_csv(tmp_path: Path) -> None:
     with path.open() as f:
         table = list(csv.reader(f))
     assert table[0] == ["case", "dice_1", "hd95_1"]
-    assert [r[0] for r in table[1:]] == ["a", "b", "mean", "std"]
+    assert [r[0] for r in table[1:]] == ["a", "b", "mean", "std", "median"]
     assert float(table[2][2]) == math.inf
     assert float(table[3][1]) == pytest.approx(0.625)
     assert float(table[3][2]) == pytest.approx(1.25)
     assert float(table[4][1]) == pytest.approx(0.125)
+    assert float(table[5][1]) == pytest.approx(0.625) and float(table[5][2]) == 1.25
     assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.csv"]
