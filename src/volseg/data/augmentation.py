@@ -303,6 +303,8 @@ def params_to_dict(params: Any) -> Any:
         return {f.name: params_to_dict(getattr(params, f.name)) for f in dataclasses.fields(params)}
     if isinstance(params, np.ndarray):
         return params.tolist()
+    if isinstance(params, dict):
+        return {k: params_to_dict(v) for k, v in params.items()}
     if isinstance(params, (list, tuple)):
         return [params_to_dict(v) for v in params]
     return params

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from volseg.config import AugmentConfig, PreprocessConfig
+from volseg.data.preprocessing import preprocess
+from volseg.data.sampling import LoadedCase, PatchDataset, build_loader, labels_to_indices
+from volseg.data.synthetic import make_phantom
+
+
+def _cases(n: int) -> list[LoadedCase]:
+    cases = []
+    for i in range(n):
+        image, label = make_phantom(shape=(16, 18, 20), seed=i)
+        work, work_label, record = preprocess(image, PreprocessConfig(orient=None), label)
+        assert work_label is not None
+        target = labels_to_indices(work_label.array, [0, 1], "phantom")
+        points = np.argwhere(target[0] > 0)
+        cases.append(
+            LoadedCase(
+                f"c{i}", torch.from_numpy(work.array), torch.from_numpy(target), points, record
+            )
+        )
+    return cases
+
+
+AUGMENT = AugmentConfig(
+    flip_axes=(0, 1, 2), elastic_p=0.5, elastic_sigma=2.0, intensity_p=0.5, histogram_p=0.5
+)
+
+
+def test_sample_params_replay_the_sample() -> None:
+    data = PatchDataset(_cases(3), (8, 8, 8), AUGMENT, 0.5, 6, seed=1)
+    data.set_epoch(2)
+    image, target = data[4]
+    again = data.apply(data.sample_params(4))
+    torch.testing.assert_close(again[0], image)
+    assert torch.equal(again[1], target)
+    data.set_epoch(3)
+    assert not torch.equal(data[4][0], image)  # another epoch, other samples
+
+
+def test_histogram_matching_uses_another_case() -> None:
+    data = PatchDataset(_cases(3), (8, 8, 8), AugmentConfig(histogram_p=1.0), 0.5, 20, seed=0)
+    for i in range(20):
+        params = data.sample_params(i)
+        assert params["histogram_reference"] not in (None, params["case"])
+
+
+def test_crops_per_volume_walk_cases_in_blocks() -> None:
+    augment = AugmentConfig(crops_per_volume=3)
+    data = PatchDataset(_cases(4), (8, 8, 8), augment, 0.5, 12, seed=0)
+    cases = [data.sample_params(i)["case"] for i in range(12)]
+    blocks = [cases[i : i + 3] for i in range(0, 12, 3)]
+    assert all(len(set(b)) == 1 for b in blocks)
+    assert sorted(b[0] for b in blocks) == [0, 1, 2, 3]
+
+
+def test_param_log_writes_one_line_per_sample(tmp_path: Path) -> None:
+    log = tmp_path / "params.jsonl"
+    data = PatchDataset(_cases(2), (8, 8, 8), AUGMENT, 0.5, 4, seed=0, param_log=log)
+    for batch in build_loader(data, batch_size=2):
+        assert batch[0].shape == (2, 1, 8, 8, 8) and batch[1].shape == (2, 1, 8, 8, 8)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [entry["index"] for entry in lines] == [0, 1, 2, 3]
+    assert {"case_id", "spatial", "intensity", "histogram_reference"} <= set(lines[0])
+
+
+def test_workers_follow_set_epoch() -> None:
+    data = PatchDataset(_cases(2), (8, 8, 8), AUGMENT, 0.5, 2, seed=0)
+    loader = build_loader(data, batch_size=2, num_workers=1)
+    seen = []
+    for epoch in (1, 2):
+        data.set_epoch(epoch)
+        seen.append(next(iter(loader))[0])
+        data_copy = data.apply(data.sample_params(0))[0]
+        torch.testing.assert_close(seen[-1][0], data_copy)
+    assert not torch.equal(seen[0], seen[1])
