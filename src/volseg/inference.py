@@ -1,11 +1,17 @@
 """Prediction: a scan in, a label map on the scan's own grid out.
 
 ``Predictor.from_run(run_dir)`` rebuilds the trained model and its preprocessing from the run's
-checkpoint alone. ``predict(path)`` reads the scan, applies the recorded preprocessing, runs the
-network (whole volume or sliding window), turns the outputs into class probabilities, maps them
-back onto the source grid (undoing reorientation, resampling and cropping in physical space), and
-returns a label map with the scan's size, spacing, origin and direction and the training label
-values.
+checkpoint alone (``from_runs`` averages several runs, e.g. cross-validation folds; a ``.onnx``
+file from ``volseg export`` works too, run by onnxruntime). ``predict(path)`` reads the scan,
+applies the recorded preprocessing, runs the network (whole volume or Gaussian-blended sliding
+window, optionally with mirroring test-time augmentation), turns the outputs into probabilities
+(softmax over classes, or one sigmoid per region), maps them back onto the source grid (undoing
+reorientation, resampling and cropping in physical space), and decodes a label map with the
+scan's size, spacing, origin and direction and the training label values.
+
+Memory: the network sees one batch of windows at a time; the full-size buffers are the image,
+the output ``(K, *spatial)`` and one weight map on the working grid, then the probabilities on
+the source grid (see ``docs/inference.md`` for a measured 512x512x300 case).
 """
 
 from __future__ import annotations
@@ -17,16 +23,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
 
-from volseg.config import Config, config_from_dict
+from volseg.config import Config, InferConfig, config_from_dict
 from volseg.data.preprocessing import preprocess, restore
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.sliding_window import sliding_window_forward
+from volseg.regions import Region, regions_to_labels
 from volseg.training.checkpoint import CheckpointError, load_checkpoint
-from volseg.training.trainer import build_model
+from volseg.training.trainer import build_model, resolve_regions
 
-__all__ = ["Predictor", "find_checkpoint"]
+__all__ = [
+    "Predictor",
+    "decode_labels",
+    "find_checkpoint",
+    "keep_largest_component",
+    "write_probabilities",
+]
 
 
 def find_checkpoint(run_dir: str | Path) -> Path:
@@ -40,12 +54,106 @@ def find_checkpoint(run_dir: str | Path) -> Path:
     raise CheckpointError(f"{run_dir}: no checkpoint_best.pt or checkpoint_last.pt in run dir")
 
 
+def _thresholds(threshold: Sequence[float] | None, count: int, default: float) -> list[float]:
+    if threshold is None:
+        return [default] * count
+    values = list(threshold)
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise ValueError(f"infer.threshold: {len(values)} values for {count} classes/regions")
+    return values
+
+
+def decode_labels(
+    probs: np.ndarray,
+    labels: Sequence[int],
+    activation: str,
+    threshold: Sequence[float] | None = None,
+    regions: Sequence[Region] | None = None,
+) -> np.ndarray:
+    """A label map ``(*S)`` of label values from probabilities ``(K, *S)``.
+
+    * softmax, no threshold: ``labels[argmax]``.
+    * softmax or sigmoid with thresholds (sigmoid default 0.5): foreground class ``k >= 1`` is a
+      candidate where ``p_k > t_k``; the most probable candidate wins; no candidate: background.
+    * regions (sigmoid, e.g. BraTS WT/TC/ET): each region thresholded (default 0.5), then painted
+      by :func:`volseg.regions.regions_to_labels` (BraTS: labels 2, 1, 4).
+    """
+    if regions:
+        ts = _thresholds(threshold, len(regions), 0.5)
+        masks = np.stack([p > t for p, t in zip(probs, ts)])
+        out = regions_to_labels(masks, regions)
+    elif activation == "softmax" and threshold is None:
+        out = np.asarray(labels)[probs.argmax(0)]
+    else:
+        ts = _thresholds(threshold, len(labels) - 1, 0.5)
+        fg = probs[1:]
+        scores = np.where(
+            fg > np.asarray(ts, dtype=fg.dtype).reshape(-1, *[1] * (fg.ndim - 1)), fg, -1
+        )
+        best = scores.argmax(0)
+        index = np.where(scores.max(0) > -1, best + 1, 0)
+        out = np.asarray(labels)[index]
+    top = int(out.max(initial=0))
+    return out.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
+
+
+def keep_largest_component(
+    label: np.ndarray, values: Sequence[int], background: int = 0
+) -> np.ndarray:
+    """Keep only the largest connected component (full connectivity) of each label in ``values``.
+
+    Other components of that label become ``background``. ``label`` is ``(*S)``; a copy is returned.
+    """
+    out = label.copy()
+    structure = ndimage.generate_binary_structure(label.ndim, label.ndim)
+    for value in values:
+        components, count = ndimage.label(label == value, structure)
+        if count > 1:
+            sizes = np.bincount(components.ravel())[1:]
+            out[(components > 0) & (components != sizes.argmax() + 1)] = background
+    return out
+
+
+def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) -> Path:
+    """Write probability maps ``(K, *S)``: ``.npz`` as float16 with geometry, else float32 image.
+
+    SimpleITK has no float16 pixel type, so float16 maps go to a compressed NumPy archive with
+    ``probabilities`` (float16, ``(K, z, y, x)``), ``spacing``/``origin``/``direction`` (ITK order)
+    and ``labels``. Written to a temporary file, then renamed.
+    """
+    path = Path(path)
+    if not path.name.endswith(".npz"):
+        return write_volume(probs.with_array(probs.array.astype(np.float32)), path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp.npz"
+    try:
+        np.savez_compressed(
+            tmp,
+            probabilities=probs.array.astype(np.float16),
+            spacing=np.asarray(probs.spacing),
+            origin=np.asarray(probs.origin),
+            direction=np.asarray(probs.direction),
+            labels=np.asarray(labels),
+        )
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
 class Predictor:
     """A trained model (or an ensemble) with the preprocessing and label values it was trained with.
 
     Args:
-        model: one network, or several (an ensemble, e.g. cross-validation folds) whose class
+        model: one network, or several (an ensemble, e.g. cross-validation folds) whose
             probabilities are averaged on the working grid.
+        config: the run's config; ``config.infer`` sets the window, TTA and decoding.
+        labels: label values, index ``k`` of a softmax output is ``labels[k]``.
+        in_channels: image channels the network expects.
     """
 
     def __init__(
@@ -58,24 +166,39 @@ class Predictor:
         models = [model] if isinstance(model, nn.Module) else list(model)
         if not models:
             raise ValueError("Predictor needs at least one model")
+        self.spatial_dims = len(config.train.patch_size)
+        if config.infer.channels_last and self.spatial_dims == 3:
+            models = [m.to(memory_format=torch.channels_last_3d) for m in models]  # type: ignore[call-overload]
         self.models = [m.eval() for m in models]
         self.model = self.models[0]
         self.config = config
         self.labels = list(labels)
         self.in_channels = in_channels
-        self.spatial_dims = len(config.train.patch_size)
         self.divisor = int(getattr(self.model, "divisor", 1))
+        self.regions = resolve_regions(config)
+        activation = config.infer.activation
+        if activation == "auto":
+            activation = "sigmoid" if self.regions else "softmax"
+        if activation not in ("softmax", "sigmoid"):
+            raise ValueError(
+                f"infer.activation must be auto, softmax or sigmoid, got {activation!r}"
+            )
+        self.activation = activation
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **infer_overrides: object) -> Predictor:
-        """Load a run directory (or a checkpoint file); ``infer_overrides`` replace infer keys."""
+        """Load a run directory, a checkpoint file or an exported ``.onnx`` model.
+
+        ``infer_overrides`` replace keys of ``config.infer`` (e.g. ``mirror_axes=(0, 1, 2)``).
+        """
+        if str(run_dir).endswith(".onnx"):
+            from volseg.export import load_onnx
+
+            network, config, labels, in_channels = load_onnx(run_dir)
+            config = _with_infer(config, {"channels_last": False, **infer_overrides})
+            return cls(network, config, labels, in_channels)
         checkpoint = load_checkpoint(find_checkpoint(run_dir))
-        config = config_from_dict(checkpoint.config)
-        if infer_overrides:
-            config = dataclasses.replace(
-                config,
-                infer=dataclasses.replace(config.infer, **infer_overrides),  # type: ignore[arg-type]
-            )
+        config = _with_infer(config_from_dict(checkpoint.config), infer_overrides)
         model = build_model(config, checkpoint.in_channels, len(checkpoint.labels))
         model.load_state_dict(checkpoint.model)
         return cls(model, config, checkpoint.labels, checkpoint.in_channels)
@@ -84,8 +207,8 @@ class Predictor:
     def from_runs(cls, run_dirs: Sequence[str | Path], **infer_overrides: object) -> Predictor:
         """An ensemble of runs (e.g. cross-validation folds): their probabilities are averaged.
 
-        The runs must share labels, input channels and preprocessing (the first run's config
-        drives preprocessing and inference); otherwise a ``ValueError`` names the odd run.
+        The runs must share labels, input channels, preprocessing and regions (the first run's
+        config drives preprocessing and inference); otherwise a ``ValueError`` names the odd run.
         """
         if not run_dirs:
             raise ValueError("from_runs: no run directories given")
@@ -97,6 +220,7 @@ class Predictor:
                 ("in_channels", member.in_channels, first.in_channels),
                 ("preprocess config", member.config.preprocess, first.config.preprocess),
                 ("spatial dims", member.spatial_dims, first.spatial_dims),
+                ("regions", member.regions, first.regions),
             ):
                 if mine != theirs:
                     raise ValueError(
@@ -115,43 +239,95 @@ class Predictor:
                 f"{image.source}: {image.channels} channel(s), the model expects {self.in_channels}"
             )
 
+    def _fill(self, channels: int) -> list[float]:
+        """Probabilities outside the working grid (e.g. the crop): background."""
+        if self.regions:
+            return [0.0] * channels
+        return [1.0] + [0.0] * (channels - 1)
+
     def predict_probabilities(self, image: Volume) -> Volume:
-        """Class probabilities ``(K, *source shape)`` on the source grid (float32)."""
+        """Probabilities ``(K, *source shape)`` on the source grid (float32).
+
+        ``K`` is the number of classes (softmax) or regions (sigmoid). Ensemble members and
+        mirrored passes are averaged; overlapping windows are blended before the activation.
+        """
         self._check(image)
         work, _, record = preprocess(image, self.config.preprocess)
         infer = self.config.infer
         amp = self.config.train.amp == "bf16"
+        x = torch.from_numpy(work.array)
         total: torch.Tensor | None = None
         for model in self.models:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 logits = sliding_window_forward(
                     model,
-                    torch.from_numpy(work.array),
+                    x,
                     infer.window,
                     infer.overlap,
                     infer.batch_size,
                     int(getattr(model, "divisor", 1)),
+                    blend=infer.blend,
+                    sigma_scale=infer.sigma_scale,
+                    mirror_axes=infer.mirror_axes,
                 )
-            p = torch.softmax(logits.float(), dim=0)
-            total = p if total is None else total.add_(p)
+            probs = logits.softmax(0) if self.activation == "softmax" else logits.sigmoid_()
+            del logits
+            total = probs if total is None else total.add_(probs)
         assert total is not None
-        probs = (total / len(self.models)).numpy()
-        fill = [1.0] + [0.0] * (probs.shape[0] - 1)  # outside the crop: background
-        return restore(work.with_array(probs), record, "linear", fill)
+        if len(self.models) > 1:
+            total.div_(len(self.models))
+        del x
+        placed = Volume(
+            total.numpy(), record.grid.spacing, record.grid.origin, record.grid.direction
+        )
+        return restore(placed, record, "linear", self._fill(total.shape[0]))
+
+    def labels_from_probabilities(self, probs: Volume) -> Volume:
+        """Decode probabilities into a label map, then keep the largest components if asked."""
+        infer: InferConfig = self.config.infer
+        label = decode_labels(
+            probs.array, self.labels, self.activation, infer.threshold, self.regions
+        )
+        if infer.keep_largest:
+            label = keep_largest_component(label, infer.keep_largest, self.labels[0])
+        return Volume(label[None], probs.spacing, probs.origin, probs.direction, probs.source)
 
     def predict(self, image: str | Path | Sequence[str | Path] | Volume) -> Volume:
         """A label map (values = training labels) with the input scan's geometry."""
         volume = image if isinstance(image, Volume) else read_volume(image)
         probs = self.predict_probabilities(volume)
-        index = probs.array.argmax(0)
-        dtype = np.uint8 if max(self.labels) < 256 else np.uint16
-        values = np.asarray(self.labels, dtype=dtype)[index]
-        return Volume(values[None], volume.spacing, volume.origin, volume.direction, volume.source)
+        label = self.labels_from_probabilities(probs)
+        return dataclasses.replace(label, source=volume.source)
 
-    def predict_file(self, image: str | Path | Sequence[str | Path], output: str | Path) -> Path:
-        """Predict and write atomically; refuses to overwrite one of the inputs."""
+    def predict_file(
+        self,
+        image: str | Path | Sequence[str | Path],
+        output: str | Path,
+        probabilities: str | Path | None = None,
+    ) -> Path:
+        """Predict and write atomically; refuses to overwrite one of the inputs.
+
+        Args:
+            probabilities: also write the probability maps here (``.npz``: float16, see
+                :func:`write_probabilities`).
+        """
         inputs = [image] if isinstance(image, (str, Path)) else list(image)
-        out = Path(output)
-        if any(os.path.abspath(p) == os.path.abspath(out) for p in inputs):
-            raise ValueError(f"{out}: output would overwrite an input file")
-        return write_volume(self.predict(image), out)
+        targets = [Path(output)] + ([Path(probabilities)] if probabilities else [])
+        for out in targets:
+            if any(os.path.abspath(p) == os.path.abspath(out) for p in inputs):
+                raise ValueError(f"{out}: output would overwrite an input file")
+        volume = read_volume(image)
+        probs = self.predict_probabilities(volume)
+        label = self.labels_from_probabilities(probs)
+        if probabilities:
+            write_probabilities(probs, probabilities, self.labels)
+        return write_volume(label, output)
+
+
+def _with_infer(config: Config, overrides: dict[str, object]) -> Config:
+    if not overrides:
+        return config
+    return dataclasses.replace(
+        config,
+        infer=dataclasses.replace(config.infer, **overrides),  # type: ignore[arg-type]
+    )
