@@ -235,3 +235,14 @@ def test_errors_and_table() -> None:
         analyze_model(nn.AdaptiveAvgPool2d(1), (8, 8), 1).receptive_field.interval((0, 0))
     text = format_analysis(analyze_model(create_model("vnet", base_channels=2), (32, 32, 32)))
     assert "1 MAC = 2 FLOPs" in text and "encoder.3" in text and "receptive field" in text
+
+
+def test_cli_info(capsys: pytest.CaptureFixture[str]) -> None:
+    from volseg.cli import main
+
+    args = ["info", "vnet", "--input-size", "32", "32", "--kwargs", "base_channels=2"]
+    assert main([*args, "convs_per_stage=[1, 1, 1]"]) == 0
+    out = capsys.readouterr().out
+    assert "input 1x1x32x32" in out and "encoder.1" in out and "encoder.2" not in out
+    assert main(["info", "vnet", "--input-size", "32", "32", "--kwargs", "nope"]) == 2
+    assert "expected key=value" in capsys.readouterr().err
