@@ -173,24 +173,35 @@ def surface_voxels(mask: np.ndarray) -> np.ndarray:
     """Integer coordinates ``(n, ndim)`` of the surface voxels of a mask, in raster order.
 
     A foreground voxel is on the surface if a face-neighbour is background or lies outside the
-    array. Only the foreground's flat indices are visited (one pass over the mask to find them),
-    so the cost follows the number of foreground voxels, not the array size.
+    array. Only the foreground's sorted flat indices are visited (one pass over the mask finds
+    them), so the cost follows the number of foreground voxels, not the array size.
     """
     m = np.ascontiguousarray(mask, dtype=bool)
     flat = m.reshape(-1)
     idx = np.flatnonzero(flat)
-    coords = np.unravel_index(idx, m.shape)
-    interior = np.ones(idx.size, dtype=bool)
-    for c, n in zip(coords, m.shape, strict=True):
-        interior &= (c > 0) & (c < n - 1)  # border voxels are surface; neighbours exist for rest
-    stride = 1
-    for n in reversed(m.shape):
+    if m.ndim == 0 or idx.size == 0:
+        return np.zeros((0, m.ndim), dtype=np.int64)
+    # last axis: neighbours in the sorted index list are neighbours in the row
+    step = np.diff(idx) == 1
+    interior = np.concatenate([[False], step]) & np.concatenate([step, [False]])
+    stride = m.shape[-1]
+    for n in reversed(m.shape[:-1]):
         keep = np.flatnonzero(interior)
         j = idx[keep]
-        interior[keep] = flat[j - stride] & flat[j + stride]
+        interior[keep] = flat.take(j - stride, mode="clip") & flat.take(j + stride, mode="clip")
         stride *= n
-    on_surface = ~interior
-    return np.stack([c[on_surface] for c in coords], axis=1)
+    # voxels on the array border are surface (the checks above may wrap around there)
+    found = [idx[~interior]]
+    for axis, n in enumerate(m.shape):
+        for pos in {0, n - 1}:
+            if m.ndim == 1:
+                found.append(np.array([pos] if m[pos] else [], dtype=np.int64))
+                continue
+            face = list(np.nonzero(np.take(m, pos, axis=axis)))
+            face.insert(axis, np.full(face[0].size, pos))
+            found.append(np.ravel_multi_index(tuple(face), m.shape))
+    surface = np.unique(np.concatenate(found))
+    return np.stack(np.unravel_index(surface, m.shape), axis=1)
 
 
 def _directed(from_pts: np.ndarray, to_pts: np.ndarray, sp: np.ndarray) -> np.ndarray:
