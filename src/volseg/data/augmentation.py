@@ -389,12 +389,19 @@ def bspline_field(control: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     mesh of ``g`` cells spans the first to the last voxel centre), evaluated one axis at a time:
     a few small matrix products, then one of the output's size.
     """
-    field = control.float()
     dims = len(shape)
-    for axis in reversed(range(dims)):  # the last contraction writes the full-size output
-        basis = bspline_basis(int(shape[axis]), int(control.shape[axis + 1]) - 3)
-        field = torch.movedim(torch.tensordot(field, basis, dims=([axis + 1], [1])), -1, axis + 1)
-    return field.contiguous()
+    bases = [bspline_basis(int(n), int(c) - 3) for n, c in zip(shape, control.shape[1:])]
+    field = control.float()
+    for axis in reversed(
+        range(1, dims)
+    ):  # the small contractions first: (D, ..., c) -> (D, ..., n)
+        field = torch.movedim(
+            torch.tensordot(field, bases[axis], dims=([axis + 1], [1])), -1, axis + 1
+        )
+    # the one full-size product, written contiguously: (n0, c0) @ (D, c0, rest)
+    rest = field.shape[2:]
+    out = torch.matmul(bases[0], field.reshape(field.shape[0], field.shape[1], -1))
+    return out.reshape(field.shape[0], int(shape[0]), *rest)
 
 
 @dataclass(frozen=True)
