@@ -3,10 +3,12 @@
 Files are paired by case name (the file name without its image suffix, so ``a.nii.gz`` pairs
 with ``a.mha``). Each pair must share one grid: a prediction that does not line up with its
 reference is an error, never silently resampled. Distances use the reference's spacing in mm.
+Metrics and conventions: :mod:`volseg.metrics` and ``docs/metrics.md``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from volseg.io import SUPPORTED_SUFFIXES, Volume, VolumeReadError, read_volume, strip_suffix
 from volseg.metrics import evaluate_case, summarize, write_metrics_csv
+from volseg.regions import Region
 
 __all__ = ["evaluate_folders", "evaluate_volumes", "image_files"]
 
@@ -31,15 +34,43 @@ def image_files(folder: str | Path) -> dict[str, Path]:
 
 
 def evaluate_volumes(
-    pred: Volume, ref: Volume, labels: Sequence[int] | None = None
+    pred: Volume,
+    ref: Volume,
+    labels: Sequence[int] | None = None,
+    *,
+    metrics: Sequence[str] = ("dice", "hd95"),
+    regions: str | Sequence[Region] | None = None,
+    tolerance: float = 1.0,
+    empty_distance: float = math.inf,
 ) -> dict[str, float]:
-    """Dice and HD95 per foreground label for one prediction/reference pair on one grid."""
+    """Metrics per foreground label (and region) for one prediction/reference pair on one grid.
+
+    ``labels=None`` scores the reference's non-zero labels (``[1]`` if it has none), unless
+    ``regions`` is given, which then scores the regions alone. See
+    :func:`volseg.metrics.evaluate_case` for the keys.
+    """
     diff = ref.grid_difference(pred)
     if diff:
         raise VolumeReadError(f"{pred.source}: grid differs from {ref.source} ({diff})")
     if labels is None:
-        labels = sorted(int(v) for v in np.unique(ref.array) if v != 0) or [1]
-    return evaluate_case(pred.array[0], ref.array[0], ref.spacing_zyx, labels)
+        labels = [] if regions is not None else _labels_of([ref])
+    return evaluate_case(
+        pred.array[0],
+        ref.array[0],
+        ref.spacing_zyx,
+        labels,
+        metrics=metrics,
+        regions=regions,
+        tolerance=tolerance,
+        empty_distance=empty_distance,
+    )
+
+
+def _labels_of(volumes: Sequence[Volume]) -> list[int]:
+    found: set[int] = set()
+    for volume in volumes:
+        found.update(int(v) for v in np.unique(volume.array) if v != 0)
+    return sorted(found) or [1]
 
 
 def evaluate_folders(
@@ -47,8 +78,16 @@ def evaluate_folders(
     ref_dir: str | Path,
     labels: Sequence[int] | None = None,
     output: str | Path | None = None,
+    *,
+    metrics: Sequence[str] = ("dice", "hd95"),
+    regions: str | Sequence[Region] | None = None,
+    tolerance: float = 1.0,
+    empty_distance: float = math.inf,
 ) -> tuple[list[dict[str, float | str]], dict[str, tuple[float, float]], Path]:
-    """Score every reference that has a prediction; write per-case rows + mean/std to CSV.
+    """Score every reference that has a prediction; write per-case rows + mean/std/median to CSV.
+
+    ``labels=None`` scores every non-zero label found in the references (none when ``regions``
+    is given); ``metrics`` are names from :data:`volseg.metrics.METRICS`.
 
     Returns:
         The per-case rows (with a ``case`` key), the summary (mean, std) per metric, and the
@@ -59,13 +98,18 @@ def evaluate_folders(
     if missing:
         raise VolumeReadError(f"{pred_dir}: no prediction for case(s) {', '.join(missing)}")
     if labels is None:
-        found: set[int] = set()
-        for path in refs.values():
-            found.update(int(v) for v in np.unique(read_volume(path).array) if v != 0)
-        labels = sorted(found) or [1]
+        labels = [] if regions is not None else _labels_of([read_volume(p) for p in refs.values()])
     rows: list[dict[str, float | str]] = []
     for case, ref_path in refs.items():
-        scores = evaluate_volumes(read_volume(preds[case]), read_volume(ref_path), labels)
+        scores = evaluate_volumes(
+            read_volume(preds[case]),
+            read_volume(ref_path),
+            labels,
+            metrics=metrics,
+            regions=regions,
+            tolerance=tolerance,
+            empty_distance=empty_distance,
+        )
         rows.append({"case": case, **scores})
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
     csv_path = Path(output) if output else Path(pred_dir) / "metrics.csv"

@@ -1,0 +1,101 @@
+"""Folder evaluation and ``volseg evaluate``: labels, BraTS regions, metric choice, CSV."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from volseg.cli import main
+from volseg.evaluation import evaluate_folders, evaluate_volumes
+from volseg.io import Volume, VolumeReadError, write_volume
+
+SPACING_XYZ = (0.8, 1.2, 2.5)
+DIRECTION = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)  # a 90 degree rotation about z
+
+
+def _brats_pair() -> tuple[Volume, Volume]:
+    ref = np.zeros((1, 6, 8, 8), dtype=np.uint8)  # (C, Z, Y, X)
+    ref[0, 1:5, 1:7, 1:7] = 2  # oedema
+    ref[0, 2:4, 3:5, 3:5] = 1  # necrosis
+    ref[0, 2, 3, 3] = 4  # enhancing
+    pred = ref.copy()
+    pred[0, 1, 1:7, 1:7] = 0  # one oedema slice missed (1 of 4 WT z-slices)
+    return (
+        Volume(pred, spacing=SPACING_XYZ, origin=(1.0, 2.0, 3.0), direction=DIRECTION),
+        Volume(ref, spacing=SPACING_XYZ, origin=(1.0, 2.0, 3.0), direction=DIRECTION),
+    )
+
+
+def test_evaluate_volumes_labels_and_regions() -> None:
+    pred, ref = _brats_pair()
+    row = evaluate_volumes(pred, ref)
+    assert list(row) == ["dice_1", "hd95_1", "dice_2", "hd95_2", "dice_4", "hd95_4"]
+    assert row["dice_1"] == 1.0 and row["dice_4"] == 1.0
+    regions = evaluate_volumes(pred, ref, regions="brats", metrics=["dice", "hd"])
+    assert list(regions) == ["dice_WT", "hd_WT", "dice_TC", "hd_TC", "dice_ET", "hd_ET"]
+    # WT: ref 4*36 = 144 voxels, pred 108, all shared -> 2*108/252
+    assert regions["dice_WT"] == pytest.approx(216 / 252)
+    # the missed slice is one z step away: z spacing is the ITK z entry, 2.5 mm
+    assert regions["hd_WT"] == pytest.approx(2.5)
+    assert regions["dice_TC"] == 1.0 and regions["hd_ET"] == 0.0
+
+
+def test_grid_mismatch_is_an_error() -> None:
+    pred, ref = _brats_pair()
+    moved = Volume(pred.array, spacing=SPACING_XYZ, origin=(0.0, 2.0, 3.0), direction=DIRECTION)
+    with pytest.raises(VolumeReadError, match="grid differs"):
+        evaluate_volumes(moved, ref)
+
+
+def test_folders_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred, ref = _brats_pair()
+    for case in ("a", "b"):
+        write_volume(pred, tmp_path / "pred" / f"{case}.nii.gz")
+        write_volume(ref, tmp_path / "ref" / f"{case}.nii.gz")
+    rows, summary, _ = evaluate_folders(
+        tmp_path / "pred", tmp_path / "ref", regions="brats", metrics=["dice", "assd"]
+    )
+    assert [r["case"] for r in rows] == ["a", "b"]
+    assert summary["dice_WT"] == pytest.approx((216 / 252, 0.0))
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")]
+    out_csv = tmp_path / "m.csv"
+    code = main([*args, "--regions", "brats", "--metrics", "dice", "recall", "-o", str(out_csv)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "median" in out and "recall_ET" in out
+    with out_csv.open() as f:
+        table = list(csv.reader(f))
+    assert table[0] == [
+        "case",
+        "dice_WT",
+        "recall_WT",
+        "dice_TC",
+        "recall_TC",
+        "dice_ET",
+        "recall_ET",
+    ]
+    assert [r[0] for r in table[1:]] == ["a", "b", "mean", "std", "median"]
+    assert float(table[-1][1]) == pytest.approx(216 / 252, rel=1e-5)
+    assert main([*args, "--metrics", "dice", "volume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--metrics: unknown volume" in err[0]
+
+
+def test_empty_prediction_counts_as_nonfinite(tmp_path: Path) -> None:
+    pred, ref = _brats_pair()
+    empty = Volume(
+        np.zeros_like(pred.array), spacing=SPACING_XYZ, origin=(1.0, 2.0, 3.0), direction=DIRECTION
+    )
+    write_volume(empty, tmp_path / "pred" / "a.nii.gz")
+    write_volume(ref, tmp_path / "ref" / "a.nii.gz")
+    rows, summary, _ = evaluate_folders(tmp_path / "pred", tmp_path / "ref", labels=[4])
+    assert rows[0]["dice_4"] == 0.0 and rows[0]["hd95_4"] == math.inf
+    assert summary["hd95_4_nonfinite"] == (1.0, 1.0)
+    rows, _, _ = evaluate_folders(
+        tmp_path / "pred", tmp_path / "ref", labels=[4], empty_distance=373.13
+    )
+    assert rows[0]["hd95_4"] == 373.13
