@@ -35,7 +35,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def tiny_config(root: Path, run_dir: Path, **train_kwargs: object) -> Config:
     train = {
-        "epochs": 4,
+        "epochs": 2,
         "iterations_per_epoch": 2,
         "batch_size": 2,
         "patch_size": (16, 16, 16),
@@ -53,7 +53,7 @@ def tiny_config(root: Path, run_dir: Path, **train_kwargs: object) -> Config:
         model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
         loss=LossConfig("dice_ce"),
         train=TrainConfig(**train),  # type: ignore[arg-type]
-        infer=InferConfig(window=(16, 16, 16)),
+        infer=InferConfig(window=None),  # whole case at once: faster than windows here
         run_dir=str(run_dir),
     )
 
@@ -75,28 +75,28 @@ class StopAfter(Callback):
 
 
 def test_straight_equals_half_resume_half(phantoms: Path, tmp_path: Path) -> None:
-    # poly + warm-up depend on the total epochs: the split run is configured for 4 epochs,
-    # interrupted after 2, then resumed
+    # poly + warm-up depend on the total epochs: the split run is configured for 2 epochs,
+    # interrupted after 1, then resumed (N = 2 keeps the test fast on a shared CPU)
     straight = train(tiny_config(phantoms, tmp_path / "a"), progress=False)
-    first = train(tiny_config(phantoms, tmp_path / "b"), progress=False, callbacks=[StopAfter(2)])
-    assert first.epochs == 2 and first.stop_reason == "test interruption"
+    first = train(tiny_config(phantoms, tmp_path / "b"), progress=False, callbacks=[StopAfter(1)])
+    assert first.epochs == 1 and first.stop_reason == "test interruption"
     second = train(tiny_config(phantoms, tmp_path / "b"), progress=False, resume=True)
-    assert straight.epochs == second.epochs == 4
+    assert straight.epochs == second.epochs == 2
     a = load_checkpoint(tmp_path / "a" / "checkpoint_last.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoint_last.pt")
     assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
     assert a.metrics["val_dice"] == b.metrics["val_dice"]
-    assert a.trainer["step"] == b.trainer["step"] == 8
+    assert a.trainer["step"] == b.trainer["step"] == 4
     rows_a = list(csv.DictReader((tmp_path / "a" / "log.csv").open()))
     rows_b = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
-    assert [r["epoch"] for r in rows_b] == ["1", "2", "3", "4"]
+    assert [r["epoch"] for r in rows_b] == ["1", "2"]
     for ra, rb in zip(rows_a, rows_b):
         assert {k: v for k, v in ra.items() if k != "seconds"} == {
             k: v for k, v in rb.items() if k != "seconds"
         }
-    # the logged LRs follow warm-up (epoch 1) then poly
+    # the logged LRs follow warm-up (epoch 1 at warmup_start_lr) then poly
     lrs = [float(r["lr"]) for r in rows_a]
-    assert lrs == pytest.approx([1e-4] + [1e-3 * (1 - e / 4) ** 0.9 for e in (1, 2, 3)], rel=1e-5)
+    assert lrs == pytest.approx([1e-4, 1e-3 * (1 - 1 / 2) ** 0.9], rel=1e-5)
 
 
 def test_finished_run_can_be_extended(phantoms: Path, tmp_path: Path) -> None:
