@@ -442,7 +442,10 @@ def _stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
             stages.extend((f"{name}.{sub}", m) for sub, m in child.named_children())
         else:
             stages.append((name, child))
-    return stages
+    unique: dict[int, tuple[str, nn.Module]] = {}  # a module held twice (a shared activation)
+    for name, m in stages:  # is one stage, named where it is first held
+        unique.setdefault(id(m), (name, m))
+    return list(unique.values())
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -493,7 +496,7 @@ def _analyze(model: nn.Module, shape: tuple[int, ...], x: torch.Tensor) -> Model
     totals = {"macs": 0, "bytes": 0}
     records: list[StageInfo] = []
     seen: dict[str, int] = {}
-    entry: dict[int, tuple[int, int]] = {}
+    entry: dict[int, list[tuple[int, int]]] = {}  # per stage, a stack of (MACs, bytes) at entry
     handles = []
 
     def leaf_hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
@@ -505,10 +508,10 @@ def _analyze(model: nn.Module, shape: tuple[int, ...], x: torch.Tensor) -> Model
 
     def stage_hooks(name: str, stage: nn.Module) -> tuple[Callable[..., None], Callable[..., None]]:
         def pre(module: nn.Module, inputs: tuple[Any, ...]) -> None:
-            entry[id(module)] = (totals["macs"], totals["bytes"])
+            entry.setdefault(id(module), []).append((totals["macs"], totals["bytes"]))
 
         def post(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-            macs0, bytes0 = entry.pop(id(module))
+            macs0, bytes0 = entry[id(module)].pop()
             t = _first_tensor(output)
             if t is None:
                 return
