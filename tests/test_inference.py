@@ -180,3 +180,85 @@ def test_ensemble_refuses_runs_with_different_preprocessing(tmp_path: Path) -> N
     b = _save_run(tmp_path / "b", model, other)
     with pytest.raises(ValueError, match="preprocess config"):
         Predictor.from_runs([a, b])
+
+
+def test_decode_softmax_argmax_and_thresholds() -> None:
+    from volseg.inference import decode_labels
+
+    probs = np.array([[0.5, 0.2, 0.3], [0.3, 0.7, 0.3], [0.2, 0.1, 0.4]])[..., None]  # (K=3, 3, 1)
+    np.testing.assert_array_equal(decode_labels(probs, [0, 2, 5], "softmax")[:, 0], [0, 2, 5])
+    # thresholds per foreground class: label 2 needs > 0.25, label 5 needs > 0.35
+    got = decode_labels(probs, [0, 2, 5], "softmax", threshold=(0.25, 0.35))[:, 0]
+    np.testing.assert_array_equal(got, [2, 2, 5])
+    got = decode_labels(probs, [0, 2, 5], "sigmoid")[:, 0]  # 0.5 for every class
+    np.testing.assert_array_equal(got, [0, 2, 0])
+
+
+def test_decode_brats_regions() -> None:
+    from volseg.inference import decode_labels
+    from volseg.regions import BRATS_REGIONS
+
+    # voxels: nothing, WT only, WT+TC, WT+TC+ET
+    probs = np.array([[0.1, 0.9, 0.9, 0.9], [0.1, 0.2, 0.8, 0.8], [0.0, 0.1, 0.3, 0.7]])
+    got = decode_labels(probs, [0, 1, 2, 4], "sigmoid", regions=BRATS_REGIONS)
+    np.testing.assert_array_equal(got, [0, 2, 1, 4])
+    got = decode_labels(probs, [0, 1, 2, 4], "sigmoid", (0.5, 0.5, 0.25), BRATS_REGIONS)
+    np.testing.assert_array_equal(got, [0, 2, 4, 4])
+
+
+def test_keep_largest_component_per_label() -> None:
+    from volseg.inference import keep_largest_component
+
+    label = np.zeros((1, 6, 9), np.uint8)
+    label[0, 0:3, 0:3] = 1  # 9 voxels
+    label[0, 5, 5] = 1  # 1 voxel
+    label[0, 4, 8] = 2  # diagonal neighbours are connected (full connectivity)
+    label[0, 5, 7] = 2
+    out = keep_largest_component(label, [1, 2])
+    assert out[0, 5, 5] == 0 and (out == 1).sum() == 9 and (out == 2).sum() == 2
+
+
+def test_region_run_predicts_brats_labels_and_probability_file(
+    tmp_path: Path, phantom: tuple[Volume, Volume]
+) -> None:
+    """A sigmoid-region predictor: intensity > 70 is WT, TC and ET, so everything bright is 4."""
+    config = Config(
+        preprocess=PreprocessConfig(orient=None, crop_nonzero=False, normalize="none"),
+        train=TrainConfig(patch_size=(16, 16, 16), regions="brats"),
+    )
+
+    class Regions(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - 70.0).repeat(1, 3, 1, 1, 1)
+
+    predictor = Predictor(Regions(), config, [0, 1, 2, 4], 1)
+    assert predictor.activation == "sigmoid"
+    image = phantom[0]
+    path = write_volume(image, tmp_path / "scan.nii.gz")
+    out = predictor.predict_file(path, tmp_path / "seg.nii.gz", tmp_path / "p.npz")
+    from volseg.io import read_volume
+
+    seg = read_volume(out)
+    np.testing.assert_array_equal(seg.array[0], np.where(image.array[0] > 70, 4, 0))
+    saved = np.load(tmp_path / "p.npz")
+    assert saved["probabilities"].dtype == np.float16 and saved["probabilities"].shape[0] == 3
+    np.testing.assert_allclose(saved["spacing"], image.spacing)
+    expected = 1 / (1 + np.exp(-(image.array[0].astype(np.float64) - 70)))
+    np.testing.assert_allclose(saved["probabilities"][2], expected, atol=1e-3)
+
+
+def test_tta_prediction_of_symmetric_scan_is_symmetric() -> None:
+    """Through the Predictor (identity geometry, no crop): mirrored input -> mirrored labels."""
+    torch.manual_seed(0)
+    model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
+    rng = np.random.default_rng(0)
+    half = rng.normal(size=(1, 16, 16, 8)).astype(np.float32)
+    array = np.concatenate([half, half[..., ::-1]], axis=3)
+    image = Volume(array, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    config = Config(
+        preprocess=PreprocessConfig(orient=None, crop_nonzero=False, normalize="none"),
+        train=TrainConfig(patch_size=(16, 16, 16)),
+        infer=InferConfig(window=(16, 16, 12), mirror_axes=(2,)),
+    )
+    probs = Predictor(model, config, [0, 1], 1).predict_probabilities(image).array
+    np.testing.assert_allclose(probs, probs[..., ::-1], atol=1e-6)

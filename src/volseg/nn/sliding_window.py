@@ -111,7 +111,7 @@ def _mirrored(
     return tuple(slice(c, c + w) for c, w in zip(starts, window))
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def sliding_window_forward(
     model: Network,
     image: torch.Tensor,
