@@ -6,6 +6,7 @@ their names say.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -299,3 +300,25 @@ def test_segresnet_vae_init() -> None:
     )  # kaiming_uniform(a=sqrt 5)
     head = he.head.weight  # Glorot before the sigmoid: 2 / (fan_in + fan_out)
     assert abs(head.std().item() / (2 / (16 + 3)) ** 0.5 - 1) < 0.5
+
+
+# --- one YAML per paper recipe ---------------------------------------------------------------
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+def test_every_net_has_a_paper_recipe() -> None:
+    names = {volseg.load_config(path).model.name for path in CONFIGS}
+    assert names == set(list_models())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_recipe_builds_its_net(path: Path) -> None:
+    config = volseg.load_config(path)
+    kwargs = dict(config.model.kwargs)
+    kwargs.setdefault("in_channels", 1)
+    with torch.device("meta"):  # paper-size nets without allocating their weights
+        model = create_model(config.model.name, **kwargs)
+    dims = getattr(model, "spatial_dims", 3)
+    assert len(config.train.patch_size) == dims
+    assert all(p % model.divisor == 0 for p in config.train.patch_size)  # type: ignore[operator]
