@@ -1,0 +1,160 @@
+"""Inference speed and memory: sliding window against MONAI, V-Net, peak RSS, onnxruntime.
+
+1. V-Net (volseg, Milletari channels 16-256) on one 128x128x64 volume, whole-volume forward.
+2. Sliding-window prediction of a 256x256x160 volume with one 3D U-Net (MONAI's ``UNet``, the
+   same instance for both) against MONAI's ``sliding_window_inference``: same window, overlap and
+   Gaussian blending, same windows per batch. Checks outputs equal within 1e-5 and prints
+   volseg / MONAI time (target <= 0.8). volseg runs the net in channels-last layout as
+   :class:`volseg.inference.Predictor` does.
+3. Peak RSS of the whole process for ``Predictor.predict`` of a 512x512x300 scan (crop + restore,
+   Gaussian windows of 128^3), measured in a child process. The network is pointwise (2 classes
+   from intensity), so this is the pipeline's memory, not a large net's activations (those scale
+   with window x batch, not with the volume).
+4. onnxruntime against PyTorch for the exported V-Net (small: base 8 channels) on 128x128x64.
+
+Run: ``PYTHONPATH=src python benchmarks/inference.py [--quick]`` (``--quick``: 160x160x96
+sliding window, 256x256x150 for memory, one repeat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import print_table, setup_threads, time_call
+from monai.inferers import sliding_window_inference
+from monai.networks.nets import UNet
+
+from volseg.nn import create_model
+from volseg.nn.sliding_window import sliding_window_forward
+
+MEMORY_CHILD = r"""
+import resource, sys, time
+import numpy as np, torch
+from torch import nn
+from volseg.config import Config, InferConfig, PreprocessConfig, TrainConfig
+from volseg.inference import Predictor
+from volseg.io import Volume
+
+shape = tuple(int(s) for s in sys.argv[1:4])
+class Pointwise(nn.Module):
+    def forward(self, x):
+        return torch.cat([70.0 - x, x - 70.0], 1)
+array = np.zeros((1, *shape), np.float32)
+array[:, 10:-10, 20:-20, 20:-20] = np.random.default_rng(0).normal(
+    100, 40, (shape[0] - 20, shape[1] - 40, shape[2] - 40))
+image = Volume(array, (0.7, 0.7, 1.2), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+config = Config(
+    preprocess=PreprocessConfig(normalize="none", crop_nonzero=True),
+    train=TrainConfig(patch_size=(128, 128, 128)),
+    infer=InferConfig(window=(128, 128, 128), overlap=0.25, batch_size=2),
+)
+start = time.perf_counter()
+label = Predictor(Pointwise(), config, [0, 1], 1).predict(image)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"{seconds:.1f} {base / 1e6:.3f} {peak / 1e6:.3f} {label.array.nbytes / 1e9:.3f}")
+"""
+
+
+def bench_vnet(repeat: int) -> None:
+    torch.manual_seed(0)
+    net = create_model("vnet", in_channels=1, out_channels=2).eval()
+    x = torch.randn(1, 1, 128, 128, 64)
+    with torch.no_grad():
+        t = time_call(lambda: sliding_window_forward(net, x[0], divisor=16), repeat=repeat)
+    print_table([("V-Net 128x128x64 whole volume", t, None)])
+
+
+def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1).eval()
+    ours_net = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    x = torch.randn(1, 1, *shape)
+    window, overlap, batch = (96, 96, 96), 0.5, 4
+
+    def ours() -> torch.Tensor:
+        return sliding_window_forward(ours_net, x[0], window, overlap, batch, blend="gaussian")
+
+    def theirs() -> torch.Tensor:
+        with torch.no_grad():
+            return sliding_window_inference(x, window, batch, net, overlap=overlap, mode="gaussian")
+
+    diff = float((ours() - theirs()[0]).abs().max())
+    t_ours, t_theirs = [], []
+    for _ in range(repeat):  # interleaved: the CPU is shared
+        t_ours.append(time_call(ours, repeat=1, warmup=0))
+        t_theirs.append(time_call(theirs, repeat=1, warmup=0))
+    a = min(t_ours, key=lambda t: t.median)
+    b = min(t_theirs, key=lambda t: t.median)
+    label = f"sliding window {'x'.join(map(str, shape))}, UNet, 96^3, overlap 0.5, Gaussian"
+    print_table([(label, a, b)], peer_name="MONAI")
+    print(f"max |volseg - MONAI| = {diff:.2e} (target < 1e-5); best-of-{repeat} times")
+
+
+def bench_memory(shape: tuple[int, ...]) -> None:
+    src = Path(__file__).resolve().parents[1] / "src"
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, *map(str, shape)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
+    )
+    seconds, base, peak, _ = out.stdout.split()
+    print(
+        f"Predictor.predict {'x'.join(map(str, shape))} "
+        f"(float32 input {np.prod(shape) * 4 / 1e9:.2f} GB): peak RSS {float(peak):.2f} GB "
+        f"(imports + input {float(base):.2f} GB), {seconds} s"
+    )
+
+
+def bench_onnx(repeat: int) -> None:
+    from volseg.export import OnnxNetwork, export_model
+
+    torch.manual_seed(0)
+    net = create_model("vnet", in_channels=1, out_channels=2, base_channels=8).eval()
+    x = torch.randn(1, 1, 128, 128, 64)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vnet.onnx"
+        start = time.perf_counter()
+        result = export_model(net, path, "onnx", [(1, 1, 64, 64, 32)])
+        print(
+            f"ONNX export + check: {time.perf_counter() - start:.1f} s, "
+            f"max diff {result.max_abs_diff:.1e}"
+        )
+        runner = OnnxNetwork(path)
+        with torch.no_grad():
+            t_torch = time_call(lambda: net(x), repeat=repeat)
+            t_onnx = time_call(lambda: runner(x), repeat=repeat)
+    print_table([("V-Net (base 8) 128x128x64", t_onnx, t_torch)], "onnxruntime", "PyTorch")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["vnet", "window", "memory", "onnx"])
+    args = parser.parse_args()
+    threads = setup_threads()
+    repeat = 1 if args.quick else 3
+    print(f"torch {torch.__version__}, {threads} threads")
+    if args.only in (None, "vnet"):
+        bench_vnet(repeat)
+    if args.only in (None, "window"):
+        bench_sliding_window((160, 160, 96) if args.quick else (256, 256, 160), repeat)
+    if args.only in (None, "memory"):
+        bench_memory((150, 256, 256) if args.quick else (300, 512, 512))
+    if args.only in (None, "onnx"):
+        bench_onnx(repeat)
+
+
+if __name__ == "__main__":
+    main()
