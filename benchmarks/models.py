@@ -55,7 +55,6 @@ def _monai_vnet(size: tuple[int, ...]) -> nn.Module:
         in_channels=1,
         out_channels=2,
         act=("prelu", {"init": 0.25}),
-        dropout_prob=0.0,
         dropout_prob_down=0.0,
         dropout_prob_up=(0.0, 0.0),
     )
