@@ -182,6 +182,9 @@ class SegResNetVAE(nn.Module):
         vae_input_size: spatial input size the VAE branch is built for (see above).
         vae_latent: latent dimensions (128 means + 128 log-variances).
         init: ``"he"`` or ``"torch"``.
+        channels_last: run the 3D net in channels-last memory layout (oneDNN's fast path on
+            CPU, about 1.2x faster at the paper size; see ``docs/models.md``); the outputs are
+            returned in the usual contiguous layout either way.
     """
 
     divisor: int = 8
@@ -207,6 +210,7 @@ class SegResNetVAE(nn.Module):
         vae_input_size: int | Sequence[int] | None = None,
         vae_latent: int = 128,
         init: str = "he",
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -223,6 +227,7 @@ class SegResNetVAE(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.divisor = 2 ** (levels - 1)
+        self.channels_last = channels_last and spatial_dims == 3
         filters = [init_filters * 2**i for i in range(levels)]
         kw: dict[str, object] = {
             "norm": norm,
@@ -301,6 +306,8 @@ class SegResNetVAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | VAEOutput:
         self.check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         h = self.drop(self.init_conv(x))
         skips = []
         for i, level in enumerate(self.encoder):
@@ -315,8 +322,8 @@ class SegResNetVAE(nn.Module):
         logits: torch.Tensor = self.head(h)
         if self.training and self.vae is not None:
             reconstruction, mu, logvar = self.vae(encoded)
-            return VAEOutput(logits, reconstruction, mu, logvar)
-        return logits
+            return VAEOutput(logits.contiguous(), reconstruction.contiguous(), mu, logvar)
+        return logits.contiguous()
 
 
 _dropout = dropout  # SegResNetVAE.__init__ shadows the factory name with its ``dropout`` argument
