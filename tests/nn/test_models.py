@@ -322,3 +322,16 @@ def test_recipe_builds_its_net(path: Path) -> None:
     dims = getattr(model, "spatial_dims", 3)
     assert len(config.train.patch_size) == dims
     assert all(p % model.divisor == 0 for p in config.train.patch_size)  # type: ignore[operator]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TINY))
+def test_traces_as_one_graph(name: str) -> None:
+    """``torch.compile(fullgraph=True)`` finds no graph break (eager backend: no codegen)."""
+    model = _build(name, {}, 3)
+    x = torch.randn(2, 2, *_size(model, 3))
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    out = compiled(x)
+    expected = model(x)
+    first = out[0] if isinstance(out, tuple) else out
+    assert first.shape == (expected[0] if isinstance(expected, tuple) else expected).shape
