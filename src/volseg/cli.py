@@ -265,7 +265,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="volseg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="volseg", description="Segment medical volumes with the networks of five papers."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a YAML config (or resume a run)")
