@@ -120,7 +120,6 @@ class RandomSpatial:
     def __init__(self, config: AugmentConfig, patch_size: tuple[int, ...]) -> None:
         self.config = config
         self.patch_size = tuple(patch_size)
-        self._basis = [bspline_basis(n, config.elastic_grid) for n in self.patch_size]
 
     def get_params(self, rng: np.random.Generator, center: tuple[float, ...]) -> SpatialParams:
         cfg, dims = self.config, len(self.patch_size)
@@ -151,10 +150,7 @@ class RandomSpatial:
         matrix = torch.tensor(params.matrix, dtype=torch.float32).reshape(dims, dims)
         coords = offsets @ matrix.T + torch.tensor(params.center, dtype=torch.float32)
         if params.displacement is not None:
-            field = torch.from_numpy(params.displacement)
-            for axis, basis in enumerate(self._basis):  # contract each control axis with B(t)
-                field = torch.tensordot(field, basis, dims=([axis + 1], [1]))
-                field = torch.movedim(field, -1, axis + 1)
+            field = bspline_field(torch.from_numpy(params.displacement), self.patch_size)
             coords = coords + torch.movedim(field, 0, -1)
         size = torch.tensor([max(n - 1, 1) for n in shape], dtype=torch.float32)
         normalized = 2.0 * coords / size - 1.0
