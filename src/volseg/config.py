@@ -371,7 +371,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Load a YAML config; ``data.root`` and ``run_dir`` become absolute relative to the file."""
+    """Load a YAML config; a relative ``data.root`` is resolved against the file's folder."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}

@@ -26,6 +26,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from volseg._atomic import atomic_path
 from volseg.config import Config, InferConfig, config_from_dict
 from volseg.data.preprocessing import preprocess, restore
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
@@ -126,9 +127,7 @@ def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) 
     path = Path(path)
     if not path.name.endswith(".npz"):
         return write_volume(probs.with_array(probs.array.astype(np.float32)), path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp.npz"
-    try:
+    with atomic_path(path, ".npz") as tmp:
         np.savez_compressed(
             tmp,
             probabilities=probs.array.astype(np.float16),
@@ -137,11 +136,6 @@ def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) 
             direction=np.asarray(probs.direction),
             labels=np.asarray(labels),
         )
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
     return path
 
 

@@ -14,14 +14,14 @@ A voxel at array index ``(k, j, i)`` lies at ``origin + direction @ (spacing * (
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from volseg._atomic import atomic_path
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -253,13 +253,6 @@ def write_volume(volume: Volume, path: str | Path, compress: bool = True) -> Pat
     if suffix in (".mhd", ".nhdr"):
         sitk.WriteImage(image, str(path), useCompression=compress)
         return path
-    # a unique hidden name (not mkstemp: its 0600 mode would survive the rename)
-    tmp = str(path.parent / f".{uuid.uuid4().hex}.tmp{suffix}")
-    try:
-        sitk.WriteImage(image, tmp, useCompression=compress)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=compress)
     return path

@@ -41,7 +41,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -49,6 +48,7 @@ from typing import Literal
 import numpy as np
 from scipy.spatial import cKDTree
 
+from volseg._atomic import atomic_path
 from volseg.regions import Region, get_regions
 
 __all__ = [
@@ -504,14 +504,6 @@ def write_metrics_csv(
     medians = aggregate(rows)
     lines.append(["median", *(_fmt(medians[c]["median"]) if c in medians else "" for c in columns)])
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            csv.writer(f).writerows(lines)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(lines)
     return path

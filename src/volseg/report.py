@@ -6,14 +6,13 @@ matplotlib is imported inside :func:`save_overlay_png`, so importing this module
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from volseg._atomic import atomic_path
 from volseg.io import Volume
 
 __all__ = ["format_table", "save_overlay_png"]
@@ -195,15 +194,8 @@ def save_overlay_png(
         fig.suptitle(heading, fontsize=10)
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would stay on the renamed file; a unique name is enough.
-    tmp = path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex}.png"
-    try:
+    with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from volseg._atomic import atomic_path
 
 __all__ = [
     "Checkpoint",
@@ -77,18 +78,10 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
     A crash at any moment leaves either the old file or the new one, never a partial file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(checkpoint.to_dict(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(checkpoint.to_dict(), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return path
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from volseg._atomic import atomic_path
 
 __all__ = ["GradNormTracker", "RunLog", "plot_curves", "plot_grad_norms", "read_log"]
 
@@ -29,12 +30,10 @@ def _atomic_write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_log(path: str | Path) -> list[dict[str, float]]:
