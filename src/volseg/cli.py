@@ -388,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("volseg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `volseg info vnet ... | head`
+        sys.stderr.close()
+        return 0
     except (UsageError, ValueError, KeyError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"volseg: error: {message.strip(chr(39))}", file=sys.stderr)

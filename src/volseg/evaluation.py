@@ -9,7 +9,7 @@ Metrics and conventions: :mod:`volseg.metrics` and ``docs/metrics.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,8 @@ def evaluate_volumes(
     )
 
 
-def _labels_of(volumes: Sequence[Volume]) -> list[int]:
+def _labels_of(volumes: Iterable[Volume]) -> list[int]:
+    """Every non-zero label in the volumes (read one at a time when given a generator)."""
     found: set[int] = set()
     for volume in volumes:
         found.update(int(v) for v in np.unique(volume.array) if v != 0)
@@ -98,7 +99,7 @@ def evaluate_folders(
     if missing:
         raise VolumeReadError(f"{pred_dir}: no prediction for case(s) {', '.join(missing)}")
     if labels is None:
-        labels = [] if regions is not None else _labels_of([read_volume(p) for p in refs.values()])
+        labels = [] if regions is not None else _labels_of(read_volume(p) for p in refs.values())
     rows: list[dict[str, float | str]] = []
     for case, ref_path in refs.items():
         scores = evaluate_volumes(

@@ -393,6 +393,7 @@ def validate(
                 config.infer.overlap,
                 config.infer.batch_size,
                 divisor,
+                blend=config.infer.blend,  # validate as inference will predict
             )
             target = case.target[None]
             if regions:
