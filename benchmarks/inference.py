@@ -7,9 +7,9 @@
    volseg / MONAI time (target <= 0.8). volseg runs the net in channels-last layout as
    :class:`volseg.inference.Predictor` does.
 3. Peak RSS of the whole process for ``Predictor.predict`` of a 512x512x300 scan (crop + restore,
-   Gaussian windows of 128^3), measured in a child process. The network is pointwise (2 classes
-   from intensity), so this is the pipeline's memory, not a large net's activations (those scale
-   with window x batch, not with the volume).
+   Gaussian windows of 128^3, 2 per batch), measured in a child process, twice: with a pointwise
+   net (the pipeline's own memory) and with a real 3-D net (V-Net layout, 8 base channels, 3^3
+   kernels), whose activations for one batch of windows come on top.
 4. onnxruntime against PyTorch for the exported V-Net (small: base 8 channels) on 128x128x64.
 
 Run: ``PYTHONPATH=src python benchmarks/inference.py [--quick]`` (``--quick``: 160x160x96
@@ -44,6 +44,7 @@ from volseg.inference import Predictor
 from volseg.io import Volume
 
 shape = tuple(int(s) for s in sys.argv[1:4])
+net_name = sys.argv[4]
 class Pointwise(nn.Module):
     def forward(self, x):
         return torch.cat([70.0 - x, x - 70.0], 1)
@@ -58,7 +59,13 @@ config = Config(
     infer=InferConfig(window=(128, 128, 128), overlap=0.25, batch_size=2),
 )
 start = time.perf_counter()
-label = Predictor(Pointwise(), config, [0, 1], 1).predict(image)
+if net_name == "pointwise":
+    net = Pointwise()
+else:  # a real 3-D net: V-Net layout, 8 base channels, 3x3x3 kernels
+    from volseg.nn import create_model
+    torch.manual_seed(0)
+    net = create_model("vnet", base_channels=8, kernel_size=3).eval()
+label = Predictor(net, config, [0, 1], 1).predict(image)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(f"{seconds:.1f} {base / 1e6:.3f} {peak / 1e6:.3f} {label.array.nbytes / 1e9:.3f}")
@@ -100,10 +107,10 @@ def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
     print(f"max |volseg - MONAI| = {diff:.2e} (target < 1e-5); best-of-{repeat} times")
 
 
-def bench_memory(shape: tuple[int, ...]) -> None:
+def bench_memory(shape: tuple[int, ...], net: str) -> None:
     src = Path(__file__).resolve().parents[1] / "src"
     out = subprocess.run(
-        [sys.executable, "-c", MEMORY_CHILD, *map(str, shape)],
+        [sys.executable, "-c", MEMORY_CHILD, *map(str, shape), net],
         capture_output=True,
         text=True,
         check=True,
@@ -111,7 +118,7 @@ def bench_memory(shape: tuple[int, ...]) -> None:
     )
     seconds, base, peak, _ = out.stdout.split()
     print(
-        f"Predictor.predict {'x'.join(map(str, shape))} "
+        f"Predictor.predict {'x'.join(map(str, shape))} with {net} net "
         f"(float32 input {np.prod(shape) * 4 / 1e9:.2f} GB): peak RSS {float(peak):.2f} GB "
         f"(imports + input {float(base):.2f} GB), {seconds} s"
     )
@@ -151,7 +158,8 @@ def main() -> None:
     if args.only in (None, "window"):
         bench_sliding_window((160, 160, 96) if args.quick else (256, 256, 160), repeat)
     if args.only in (None, "memory"):
-        bench_memory((150, 256, 256) if args.quick else (300, 512, 512))
+        for net in ("pointwise", "vnet"):
+            bench_memory((150, 256, 256) if args.quick else (300, 512, 512), net)
     if args.only in (None, "onnx"):
         bench_onnx(repeat)
 
