@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from volseg.config import AugmentConfig
+from volseg.data.preprocessing import box_overlap
 
 __all__ = [
     "AffineParams",
@@ -161,15 +162,8 @@ class RandomSpatial:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Read the patch from ``image`` ``(C, *shape)`` and ``label`` ``(1, *shape)``."""
         grid = self.sampling_grid(params, tuple(image.shape[1:]))
-        out = F.grid_sample(
-            image[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True
-        )[0]
-        out_label = None
-        if label is not None:
-            out_label = F.grid_sample(
-                label[None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=True
-            )[0].to(label.dtype)
-        return out, out_label
+        sample: Sample = {"image": image} if label is None else {"image": image, "label": label}
+        return _resample(sample, grid)
 
 
 @dataclass(frozen=True)
@@ -597,14 +591,10 @@ def crop_or_pad(
 ) -> torch.Tensor:
     """The window ``[start, start + size)`` of ``(C, *S)``; parts outside are ``fill``."""
     out = torch.full((array.shape[0], *size), fill, dtype=array.dtype)
-    src, dst = [slice(None)], [slice(None)]
-    for a, s, n in zip(start, size, array.shape[1:]):
-        lo, hi = max(a, 0), min(a + s, n)
-        if hi <= lo:
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - a, hi - a))
-    out[tuple(dst)] = array[tuple(src)]
+    stop = [a + s for a, s in zip(start, size)]
+    overlap = box_overlap(start, stop, array.shape[1:])
+    if overlap is not None:
+        out[overlap[1]] = array[overlap[0]]
     return out
 
 

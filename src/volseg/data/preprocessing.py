@@ -20,6 +20,7 @@ prediction is a label map, not intensities).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from volseg.io import Volume
 __all__ = [
     "Grid",
     "PreprocessRecord",
+    "box_overlap",
     "crop_or_pad_box",
     "n4_correct",
     "preprocess",
@@ -240,20 +242,33 @@ def crop_or_pad_box(
     return tuple(starts), tuple(a + s for a, s in zip(starts, size))
 
 
+def box_overlap(
+    start: Sequence[int], stop: Sequence[int], shape: Sequence[int]
+) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """Where the box ``[start, stop)`` meets an array of spatial ``shape``.
+
+    Returns ``(source, target)`` slices with a leading channel slice: ``source`` indexes the
+    array, ``target`` the box-sized output. ``None`` when they do not overlap.
+    """
+    src, dst = [slice(None)], [slice(None)]
+    for a, b, n in zip(start, stop, shape):
+        lo, hi = max(a, 0), min(b, n)
+        if hi <= lo:
+            return None
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - a, hi - a))
+    return tuple(src), tuple(dst)
+
+
 def _slice_or_pad(array: np.ndarray, start: tuple[int, ...], stop: tuple[int, ...], fill: Any):
     """``array[:, start:stop]`` of a ``(C, *S)`` array, ``fill`` where the box leaves it."""
     size = tuple(b - a for a, b in zip(start, stop))
     fills = np.broadcast_to(np.asarray(fill, dtype=array.dtype), (array.shape[0],))
     out = np.empty((array.shape[0], *size), dtype=array.dtype)
     out[...] = fills.reshape(-1, *[1] * len(size))
-    src, dst = [slice(None)], [slice(None)]
-    for a, b, n in zip(start, stop, array.shape[1:]):
-        lo, hi = max(a, 0), min(b, n)
-        if hi <= lo:
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - a, hi - a))
-    out[tuple(dst)] = array[tuple(src)]
+    overlap = box_overlap(start, stop, array.shape[1:])
+    if overlap is not None:
+        out[overlap[1]] = array[overlap[0]]
     return out
 
 
