@@ -19,7 +19,7 @@ bf16 guard below applies to all nets.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -89,6 +89,16 @@ def _kernel_exceeds_input(x: torch.Tensor, kernel: tuple[int, ...]) -> bool:
     return any(k > 1 and s < k for s, k in zip(x.shape[2:], kernel))
 
 
+def _bf16_safe(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, kernel: tuple[int, ...]
+) -> torch.Tensor:
+    """Run ``forward`` in fp32 when CPU autocast is on and ``x`` is smaller than the kernel."""
+    if torch.is_autocast_enabled("cpu") and _kernel_exceeds_input(x, kernel):
+        with torch.autocast("cpu", enabled=False):
+            return forward(x.float())
+    return forward(x)
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` that steps out of CPU bf16 autocast where PyTorch's kernel is wrong.
 
@@ -98,20 +108,14 @@ class Conv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_autocast_enabled("cpu") and _kernel_exceeds_input(x, self.kernel_size):
-            with torch.autocast("cpu", enabled=False):
-                return super().forward(x.float())
-        return super().forward(x)
+        return _bf16_safe(super().forward, x, self.kernel_size)
 
 
 class Conv3d(nn.Conv3d):
     """``nn.Conv3d`` with the same CPU bf16 guard as :class:`Conv2d`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_autocast_enabled("cpu") and _kernel_exceeds_input(x, self.kernel_size):
-            with torch.autocast("cpu", enabled=False):
-                return super().forward(x.float())
-        return super().forward(x)
+        return _bf16_safe(super().forward, x, self.kernel_size)
 
 
 def conv(
