@@ -4,8 +4,9 @@
 2. Sliding-window prediction of a 256x256x160 volume with one 3D U-Net (MONAI's ``UNet``, the
    same instance for both) against MONAI's ``sliding_window_inference``: same window, overlap and
    Gaussian blending, same windows per batch. Checks outputs equal within 1e-5 and prints
-   volseg / MONAI time (target <= 0.8). volseg runs the net in channels-last layout as
-   :class:`volseg.inference.Predictor` does.
+   volseg / MONAI time (target <= 0.8). volseg runs the net channels-last end to end as
+   :class:`volseg.inference.Predictor` does (:func:`volseg.nn.layout.to_channels_last`); a
+   first table times one forward pass of the net in each layout against the default one.
 3. Peak RSS of the whole process for ``Predictor.predict`` of a 512x512x300 scan (crop + restore,
    Gaussian windows of 128^3, 2 per batch), measured in a child process, twice: with a pointwise
    net (the pipeline's own memory) and with a real 3-D net (V-Net layout, 8 base channels, 3^3
@@ -33,6 +34,7 @@ from monai.inferers import sliding_window_inference
 from monai.networks.nets import UNet
 
 from volseg.nn import create_model
+from volseg.nn.layout import to_channels_last
 from volseg.nn.sliding_window import sliding_window_forward
 
 MEMORY_CHILD = r"""
@@ -84,7 +86,7 @@ def bench_vnet(repeat: int) -> None:
 def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
     torch.manual_seed(0)
     net = UNet(3, 1, 2, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1).eval()
-    ours_net = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    ours_net = to_channels_last(copy.deepcopy(net))  # what Predictor does to a 3-D net
     x = torch.randn(1, 1, *shape)
     window, overlap, batch = (96, 96, 96), 0.5, 4
 
@@ -105,6 +107,24 @@ def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
     label = f"sliding window {'x'.join(map(str, shape))}, UNet, 96^3, overlap 0.5, Gaussian"
     print_table([(label, a, b)], peer_name="MONAI")
     print(f"max |volseg - MONAI| = {diff:.2e} (target < 1e-5); best-of-{repeat} times")
+
+
+def bench_layout(repeat: int) -> None:
+    """One forward of the sliding-window U-Net (4 windows of 96^3) in each memory layout."""
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1).eval()
+    plain_cl = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    ours = to_channels_last(copy.deepcopy(net))
+    x = torch.randn(4, 1, 96, 96, 96)
+    with torch.no_grad():
+        rows = [
+            (name, time_call(lambda m=m: m(x), repeat=repeat), time_call(lambda: net(x), repeat))
+            for name, m in (
+                ("UNet 4x96^3, .to(channels_last_3d)", plain_cl),
+                ("UNet 4x96^3, volseg to_channels_last", ours),
+            )
+        ]
+    print_table(rows, ours_name="layout", peer_name="default")
 
 
 def bench_memory(shape: tuple[int, ...], net: str) -> None:
@@ -156,6 +176,7 @@ def main() -> None:
     if args.only in (None, "vnet"):
         bench_vnet(repeat)
     if args.only in (None, "window"):
+        bench_layout(repeat)
         bench_sliding_window((160, 160, 96) if args.quick else (256, 256, 160), repeat)
     if args.only in (None, "memory"):
         for net in ("pointwise", "vnet"):

@@ -30,6 +30,7 @@ from volseg._atomic import atomic_path
 from volseg.config import Config, InferConfig, config_from_dict
 from volseg.data.preprocessing import preprocess, restore
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
+from volseg.nn.layout import to_channels_last
 from volseg.nn.sliding_window import sliding_window_forward
 from volseg.regions import Region, regions_to_labels
 from volseg.training.checkpoint import CheckpointError, load_checkpoint
@@ -162,7 +163,7 @@ class Predictor:
             raise ValueError("Predictor needs at least one model")
         self.spatial_dims = len(config.train.patch_size)
         if config.infer.channels_last and self.spatial_dims == 3:
-            models = [m.to(memory_format=torch.channels_last_3d) for m in models]  # type: ignore[call-overload]
+            models = [to_channels_last(m) for m in models]
         self.models = [m.eval() for m in models]
         self.model = self.models[0]
         self.config = config
