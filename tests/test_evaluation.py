@@ -99,3 +99,40 @@ def test_empty_prediction_counts_as_nonfinite(tmp_path: Path) -> None:
         tmp_path / "pred", tmp_path / "ref", labels=[4], empty_distance=373.13
     )
     assert rows[0]["hd95_4"] == 373.13
+
+
+def test_inferred_labels_read_each_file_once_and_match_explicit_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pred, ref = _brats_pair()
+
+    def volume(array: np.ndarray) -> Volume:
+        return Volume(array, spacing=SPACING_XYZ, origin=(1.0, 2.0, 3.0), direction=DIRECTION)
+
+    only_oedema = np.where(ref.array == 2, 2, 0).astype(np.uint8)
+    stray = pred.array.copy()
+    stray[0, 0, 0, 0] = 7  # a label no reference holds: not scored
+    empty = np.zeros_like(ref.array)
+    cases = {
+        "a": (volume(stray), ref),
+        "b": (volume(only_oedema), volume(only_oedema)),
+        "c": (volume(empty), volume(empty)),
+    }
+    for case, (p, r) in cases.items():
+        write_volume(p, tmp_path / "pred" / f"{case}.nii.gz")
+        write_volume(r, tmp_path / "ref" / f"{case}.nii.gz")
+    import volseg.evaluation as evaluation
+
+    reads: list[str] = []
+    real_read = evaluation.read_volume
+    monkeypatch.setattr(
+        evaluation, "read_volume", lambda path: reads.append(str(path)) or real_read(path)
+    )
+    inferred, _, _ = evaluate_folders(tmp_path / "pred", tmp_path / "ref", metrics=["dice", "hd"])
+    assert len(reads) == len(set(reads)) == 6
+    explicit, _, _ = evaluate_folders(
+        tmp_path / "pred", tmp_path / "ref", labels=[1, 2, 4], metrics=["dice", "hd"]
+    )
+    assert inferred == explicit
+    assert list(inferred[1]) == ["case", "dice_1", "hd_1", "dice_2", "hd_2", "dice_4", "hd_4"]
+    assert inferred[1]["dice_1"] == 1.0 and inferred[2]["dice_2"] == 1.0  # empty in both

@@ -66,12 +66,13 @@ def evaluate_volumes(
     )
 
 
+def _nonzero(volume: Volume) -> set[int]:
+    return {int(v) for v in np.unique(volume.array) if v != 0}
+
+
 def _labels_of(volumes: Iterable[Volume]) -> list[int]:
-    """Every non-zero label in the volumes (read one at a time when given a generator)."""
-    found: set[int] = set()
-    for volume in volumes:
-        found.update(int(v) for v in np.unique(volume.array) if v != 0)
-    return sorted(found) or [1]
+    """Every non-zero label in the volumes, or ``[1]`` when they hold none."""
+    return sorted(set().union(*map(_nonzero, volumes))) or [1]
 
 
 def evaluate_folders(
@@ -98,20 +99,41 @@ def evaluate_folders(
     missing = sorted(set(refs) - set(preds))
     if missing:
         raise VolumeReadError(f"{pred_dir}: no prediction for case(s) {', '.join(missing)}")
-    if labels is None:
-        labels = [] if regions is not None else _labels_of(read_volume(p) for p in refs.values())
+    infer_labels = labels is None and regions is None
     rows: list[dict[str, float | str]] = []
+    found: set[int] = set()  # non-zero labels of the references
     for case, ref_path in refs.items():
+        pred, ref = read_volume(preds[case]), read_volume(ref_path)
+        if infer_labels:  # score what this pair holds; other labels are empty in both
+            ref_labels = _nonzero(ref)
+            found |= ref_labels
+            case_labels = sorted(ref_labels | _nonzero(pred))
+        else:
+            case_labels = list(labels or [])
         scores = evaluate_volumes(
-            read_volume(preds[case]),
-            read_volume(ref_path),
-            labels,
+            pred,
+            ref,
+            case_labels,
             metrics=metrics,
             regions=regions,
             tolerance=tolerance,
             empty_distance=empty_distance,
         )
         rows.append({"case": case, **scores})
+    if infer_labels:
+        # a label a case did not score is absent from both its maps: its values are the
+        # empty-mask conventions, those of a one-voxel empty pair (which also fix the column order)
+        empty = np.zeros((1, 1, 1), np.uint8)
+        template = evaluate_case(
+            empty,
+            empty,
+            (1.0, 1.0, 1.0),
+            sorted(found) or [1],
+            metrics=metrics,
+            tolerance=tolerance,
+            empty_distance=empty_distance,
+        )
+        rows = [{"case": r["case"], **{k: r.get(k, v) for k, v in template.items()}} for r in rows]
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
     csv_path = Path(output) if output else Path(pred_dir) / "metrics.csv"
     write_metrics_csv(rows, summary, csv_path)

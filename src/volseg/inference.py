@@ -149,6 +149,9 @@ class Predictor:
         config: the run's config; ``config.infer`` sets the window, TTA and decoding.
         labels: label values, index ``k`` of a softmax output is ``labels[k]``.
         in_channels: image channels the network expects.
+
+    With ``config.infer.channels_last`` (the default) 3-D models are converted in place by
+    :func:`volseg.nn.layout.to_channels_last`.
     """
 
     def __init__(

@@ -9,9 +9,9 @@ input to the default layout and the next convolution reorders it back. With
 view instead: no copy, and the output stays channels-last.
 
 Measured on the 2-core development machine (``python benchmarks/inference.py --only window``):
-MONAI's 3-D ``UNet`` (instance norm + PReLU, 4 windows of 96^3) runs a forward pass in 0.41 s in
-the default layout, 0.37 s with ``.to(channels_last_3d)`` and 0.29 s after
-:func:`to_channels_last`.
+one forward pass of MONAI's 3-D ``UNet`` (instance norm + PReLU) over 4 windows of 96^3 takes
+0.49 s in the default layout, 0.43 s after ``.to(channels_last_3d)`` and 0.35 s after
+:func:`to_channels_last` (outputs equal to 7e-6).
 """
 
 from __future__ import annotations
