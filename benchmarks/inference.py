@@ -5,8 +5,9 @@
    same instance for both) against MONAI's ``sliding_window_inference``: same window, overlap and
    Gaussian blending, same windows per batch. Checks outputs equal within 1e-5 and prints
    volseg / MONAI time (target <= 0.8). volseg runs the net channels-last end to end as
-   :class:`volseg.inference.Predictor` does (:func:`volseg.nn.layout.to_channels_last`); a
-   first table times one forward pass of the net in each layout against the default one.
+   :class:`volseg.inference.Predictor` does (:func:`volseg.nn.layout.to_channels_last`).
+   ``--only layout`` times one forward pass of that net and of two 2-D nets channels-last
+   against the default layout (outputs checked equal to a relative 1e-4).
 3. Peak RSS of the whole process for ``Predictor.predict`` of a 512x512x300 scan (crop + restore,
    Gaussian windows of 128^3, 2 per batch), measured in a child process, twice: with a pointwise
    net (the pipeline's own memory) and with a real 3-D net (V-Net layout, 8 base channels, 3^3
@@ -110,20 +111,47 @@ def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
 
 
 def bench_layout(repeat: int) -> None:
-    """One forward of the sliding-window U-Net (4 windows of 96^3) in each memory layout."""
+    """One forward pass per net in channels-last layout against the default layout.
+
+    MONAI's 3-D ``UNet`` of the sliding-window case (4 windows of 96^3) converted by plain
+    ``.to(channels_last_3d)`` and by :func:`to_channels_last`; volseg's 2-D nets of the ISLES
+    2018 and ISBI 2012 recipes (4 slices of 256^2) by :func:`to_channels_last`.
+    """
     torch.manual_seed(0)
-    net = UNet(3, 1, 2, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1).eval()
-    plain_cl = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-    ours = to_channels_last(copy.deepcopy(net))
-    x = torch.randn(4, 1, 96, 96, 96)
+    unet = UNet(3, 1, 2, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1).eval()
+    x3 = torch.randn(4, 1, 96, 96, 96)
+    x2 = torch.randn(4, 1, 256, 256)
+    cases = [
+        (
+            "UNet 4x96^3, .to(channels_last_3d)",
+            unet,
+            x3,
+            lambda m: m.to(memory_format=torch.channels_last_3d),
+        ),
+        ("UNet 4x96^3, to_channels_last", unet, x3, to_channels_last),
+        (
+            "resunet 2-D instance norm 4x256^2",
+            create_model("resunet", spatial_dims=2, norm="instance").eval(),
+            x2,
+            to_channels_last,
+        ),
+        (
+            "fcresnet 2-D 4x256^2",
+            create_model("fcresnet", spatial_dims=2).eval(),
+            x2,
+            to_channels_last,
+        ),
+    ]
+    rows = []
     with torch.no_grad():
-        rows = [
-            (name, time_call(lambda m=m: m(x), repeat=repeat), time_call(lambda: net(x), repeat))
-            for name, m in (
-                ("UNet 4x96^3, .to(channels_last_3d)", plain_cl),
-                ("UNet 4x96^3, volseg to_channels_last", ours),
-            )
-        ]
+        for name, net, x, convert in cases:
+            converted = convert(copy.deepcopy(net))
+            expected = net(x)
+            error = float((converted(x) - expected).abs().max() / expected.abs().max())
+            assert error < 1e-4, f"{name}: relative difference {error:.1e}"
+            ours = time_call(lambda m=converted, x=x: m(x), repeat=repeat)
+            theirs = time_call(lambda m=net, x=x: m(x), repeat=repeat)
+            rows.append((name, ours, theirs))
     print_table(rows, ours_name="layout", peer_name="default")
 
 
@@ -168,15 +196,16 @@ def bench_onnx(repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["vnet", "window", "memory", "onnx"])
+    parser.add_argument("--only", choices=["vnet", "layout", "window", "memory", "onnx"])
     args = parser.parse_args()
     threads = setup_threads()
     repeat = 1 if args.quick else 3
     print(f"torch {torch.__version__}, {threads} threads")
     if args.only in (None, "vnet"):
         bench_vnet(repeat)
-    if args.only in (None, "window"):
+    if args.only in (None, "layout"):
         bench_layout(repeat)
+    if args.only in (None, "window"):
         bench_sliding_window((160, 160, 96) if args.quick else (256, 256, 160), repeat)
     if args.only in (None, "memory"):
         for net in ("pointwise", "vnet"):

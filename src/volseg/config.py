@@ -249,7 +249,7 @@ class InferConfig:
         threshold: ``None`` takes the argmax of softmax outputs (0.5 for sigmoid ones); one value
             for every foreground class/region or one per class/region thresholds instead.
         keep_largest: label values whose largest connected component alone is kept.
-        channels_last: run 3-D nets channels-last end to end (faster convolutions on CPU; see
+        channels_last: run nets channels-last end to end (faster convolutions on CPU; see
             :func:`volseg.nn.layout.to_channels_last`).
     """
 

@@ -150,7 +150,7 @@ class Predictor:
         labels: label values, index ``k`` of a softmax output is ``labels[k]``.
         in_channels: image channels the network expects.
 
-    With ``config.infer.channels_last`` (the default) 3-D models are converted in place by
+    With ``config.infer.channels_last`` (the default) the models are converted in place by
     :func:`volseg.nn.layout.to_channels_last`.
     """
 
@@ -165,7 +165,7 @@ class Predictor:
         if not models:
             raise ValueError("Predictor needs at least one model")
         self.spatial_dims = len(config.train.patch_size)
-        if config.infer.channels_last and self.spatial_dims == 3:
+        if config.infer.channels_last:
             models = [to_channels_last(m) for m in models]
         self.models = [m.eval() for m in models]
         self.model = self.models[0]
