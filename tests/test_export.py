@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import volseg
 from volseg.cli import main
 from volseg.config import Config, ModelConfig, PreprocessConfig, TrainConfig, config_to_dict
 from volseg.data.synthetic import make_phantom
@@ -51,6 +52,47 @@ def test_exported_model_agrees_with_pytorch(run_dir: Path, fmt: str) -> None:
         with torch.no_grad():
             got = torch.jit.load(str(out))(x).numpy()
     assert np.abs(got - expected).max() < 1e-4
+
+
+# every registered net, small (its own blocks and switches at their defaults), in its paper's
+# dimension and in 3-D; input sizes are multiples of the net's divisor
+SMALL_NETS = [
+    ("vnet", 3, {"base_channels": 4, "kernel_size": 3}),
+    ("resvolnet", 3, {"channels": (4, 8, 8)}),
+    ("resunet", 2, {"channels": (4, 8, 8)}),
+    ("resunet", 3, {"channels": (4, 8, 8)}),
+    ("fcresnet", 2, {"stem_channels": 4, "widths": (4, 8, 8, 16, 16), "repeats": (1, 1, 2, 1, 1)}),
+    ("segresnet_vae", 3, {"init_filters": 4, "vae_input_size": (16, 16, 16)}),
+]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize(("name", "dims", "kwargs"), SMALL_NETS, ids=lambda v: str(v))
+def test_every_registered_net_exports(
+    tmp_path: Path, fmt: str, name: str, dims: int, kwargs: dict[str, object]
+) -> None:
+    assert {n for n, _, _ in SMALL_NETS} == set(volseg.list_models())
+    torch.manual_seed(0)
+    net = create_model(name, spatial_dims=dims, **kwargs).eval()
+    d = int(net.divisor)  # type: ignore[arg-type]
+    shapes = [(1, 1, *(2 * d, d, 2 * d)[:dims]), (2, 1, *(d, 3 * d, 2 * d)[:dims])]
+    result = export_model(net, tmp_path / f"m.{fmt}", fmt, shapes)
+    assert result.path.is_file()
+    assert result.max_abs_diff < 1e-4 * max(1.0, result.output_scale)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_export_that_differs_is_refused_and_not_written(tmp_path: Path, fmt: str) -> None:
+    """Tracing freezes a Python int taken from the input's shape: the second shape disagrees."""
+
+    class ShapeDependent(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + float(x.shape[-1])
+
+    out = tmp_path / f"m.{fmt}"
+    with pytest.raises(ValueError, match="differs from PyTorch by 4"):
+        export_model(ShapeDependent(), out, fmt, [(1, 1, 4, 4, 4), (1, 1, 4, 4, 8)])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_vae_branch_is_left_out(tmp_path: Path) -> None:

@@ -306,7 +306,7 @@ class SegResNetVAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | VAEOutput:
         self.check_input(x)
-        if self.channels_last:
+        if self.channels_last and not torch.onnx.is_in_onnx_export():  # ONNX has no layouts
             x = x.contiguous(memory_format=torch.channels_last_3d)
         h = self.drop(self.init_conv(x))
         skips = []
