@@ -130,8 +130,11 @@ def export_model(
     allowed = tolerance * max(1.0, scale)
     tmp = _atomic_target(path)
     with warnings.catch_warnings():
-        # shape checks inside a net's forward are constant under tracing: expected, not news
+        # shape checks inside a net's forward are constant under tracing: expected, not news;
+        # torch 2.13 marks TorchScript and the TorchScript-based ONNX exporter deprecated (the
+        # formats this function promises; docs/inference.md says so once)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         try:
             if fmt == "torchscript":
                 with torch.no_grad():
