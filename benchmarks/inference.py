@@ -1,6 +1,7 @@
 """Inference speed and memory: sliding window against MONAI, V-Net, peak RSS, onnxruntime.
 
-1. V-Net (volseg, Milletari channels 16-256) on one 128x128x64 volume, whole-volume forward.
+1. V-Net (volseg, Milletari channels 16-256) on one 128x128x64 volume, whole-volume forward,
+   float32 and bf16 autocast (``train.amp: bf16`` runs make the Predictor use it).
 2. Sliding-window prediction of a 256x256x160 volume with one 3D U-Net (MONAI's ``UNet``, the
    same instance for both) against MONAI's ``sliding_window_inference``: same window, overlap and
    Gaussian blending, same windows per batch. Checks outputs equal within 1e-5 and prints
@@ -76,12 +77,16 @@ print(f"{seconds:.1f} {base / 1e6:.3f} {peak / 1e6:.3f} {label.array.nbytes / 1e
 
 
 def bench_vnet(repeat: int) -> None:
+    """V-Net as the Predictor runs it (channels-last), in float32 and under bf16 autocast."""
     torch.manual_seed(0)
-    net = create_model("vnet", in_channels=1, out_channels=2).eval()
+    net = to_channels_last(create_model("vnet", in_channels=1, out_channels=2).eval())
     x = torch.randn(1, 1, 128, 128, 64)
-    with torch.no_grad():
-        t = time_call(lambda: sliding_window_forward(net, x[0], divisor=16), repeat=repeat)
-    print_table([("V-Net 128x128x64 whole volume", t, None)])
+    rows = []
+    for amp in (False, True):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            t = time_call(lambda: sliding_window_forward(net, x[0], divisor=16), repeat=repeat)
+        rows.append((f"V-Net 128x128x64 whole volume, {'bf16' if amp else 'fp32'}", t, None))
+    print_table(rows)
 
 
 def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
