@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from volseg._nifti import count_nonfinite
 from volseg.data.layouts import Case, Dataset
 from volseg.io import Volume, VolumeReadError, read_volume
 
@@ -138,11 +139,18 @@ def _geometry_only(volume: Volume) -> Volume:
 
 
 def _check_finite(path: Path, volume: Volume, problems: list[Problem]) -> None:
-    """NaN or infinite image voxels poison normalisation and the loss."""
-    if not np.issubdtype(volume.array.dtype, np.inexact):
+    """NaN or infinite image voxels poison normalisation and the loss.
+
+    NIfTI files are counted from their raw data: SimpleITK reads their NaN/Inf voxels as 0.
+    """
+    counts = count_nonfinite(path)
+    if counts is not None:
+        nan, inf = counts
+    elif np.issubdtype(volume.array.dtype, np.inexact):
+        nan = int(np.count_nonzero(np.isnan(volume.array)))
+        inf = int(np.count_nonzero(np.isinf(volume.array)))
+    else:
         return
-    nan = int(np.count_nonzero(np.isnan(volume.array)))
-    inf = int(np.count_nonzero(np.isinf(volume.array)))
     if nan or inf:
         problems.append(Problem(path, f"image has {nan} NaN and {inf} Inf voxel(s)"))
 
