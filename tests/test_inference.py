@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -204,6 +205,29 @@ def test_decode_brats_regions() -> None:
     np.testing.assert_array_equal(got, [0, 2, 1, 4])
     got = decode_labels(probs, [0, 1, 2, 4], "sigmoid", (0.5, 0.5, 0.25), BRATS_REGIONS)
     np.testing.assert_array_equal(got, [0, 2, 4, 4])
+
+
+@pytest.mark.parametrize(
+    ("activation", "threshold", "regions"),
+    [("softmax", None, False), ("softmax", (0.3, 0.2), False), ("sigmoid", None, True)],
+)
+def test_decode_in_slabs_equals_decoding_at_once(
+    monkeypatch: pytest.MonkeyPatch, activation: str, threshold: Any, regions: bool
+) -> None:
+    import volseg.inference as inference
+    from volseg.regions import BRATS_REGIONS
+
+    probs = np.random.default_rng(0).random((3, 7, 5, 6))
+    labels = [0, 1, 2, 4] if regions else [0, 3, 300]  # 300 never wins below: still uint16
+    if not regions:
+        probs[2] = 0.0
+    region_set = BRATS_REGIONS if regions else None
+    whole = inference.decode_labels(probs, labels, activation, threshold, region_set)
+    monkeypatch.setattr(inference, "_DECODE_VOXELS", 40)  # slabs of one or two rows
+    slabs = inference.decode_labels(probs, labels, activation, threshold, region_set)
+    np.testing.assert_array_equal(slabs, whole)
+    assert slabs.dtype == (np.uint8 if regions else np.uint16)
+    assert 300 not in slabs
 
 
 def test_keep_largest_component_per_label() -> None:

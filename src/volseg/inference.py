@@ -17,6 +17,7 @@ the source grid (see ``docs/inference.md`` for a measured 512x512x300 case).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from volseg.data.preprocessing import preprocess, restore
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.layout import to_channels_last
 from volseg.nn.sliding_window import sliding_window_forward
-from volseg.regions import Region, regions_to_labels
+from volseg.regions import Region, paint_labels, regions_to_labels
 from volseg.training.checkpoint import CheckpointError, load_checkpoint
 from volseg.training.trainer import build_model, resolve_regions
 
@@ -67,6 +68,10 @@ def _thresholds(threshold: Sequence[float] | None, count: int, default: float) -
     return values
 
 
+# voxels decoded at a time: bounds the int64 index temporaries of arg-max and lookup
+_DECODE_VOXELS = 1 << 22
+
+
 def decode_labels(
     probs: np.ndarray,
     labels: Sequence[int],
@@ -81,24 +86,40 @@ def decode_labels(
       candidate where ``p_k > t_k``; the most probable candidate wins; no candidate: background.
     * regions (sigmoid, e.g. BraTS WT/TC/ET): each region thresholded (default 0.5), then painted
       by :func:`volseg.regions.regions_to_labels` (BraTS: labels 2, 1, 4).
+
+    The map is ``uint8`` when every label value it can hold fits (else ``uint16`` or ``int32``);
+    it is decoded in slabs along the first axis, so temporaries stay small.
     """
+    values = [*labels, *(paint_labels(regions) if regions else ())]
+    top, bottom = max(values, default=0), min(values, default=0)
+    dtype = np.int32 if bottom < 0 or top >= 65536 else np.uint16 if top >= 256 else np.uint8
+    out = np.empty(probs.shape[1:], dtype)
+    rows = max(1, _DECODE_VOXELS // max(1, math.prod(probs.shape[2:])))
+    for start in range(0, probs.shape[1], rows):
+        part = probs[:, start : start + rows]
+        out[start : start + rows] = _decode(part, labels, activation, threshold, regions)
+    return out
+
+
+def _decode(
+    probs: np.ndarray,
+    labels: Sequence[int],
+    activation: str,
+    threshold: Sequence[float] | None,
+    regions: Sequence[Region] | None,
+) -> np.ndarray:
     if regions:
         ts = _thresholds(threshold, len(regions), 0.5)
         masks = np.stack([p > t for p, t in zip(probs, ts)])
-        out = regions_to_labels(masks, regions)
-    elif activation == "softmax" and threshold is None:
-        out = np.asarray(labels)[probs.argmax(0)]
-    else:
-        ts = _thresholds(threshold, len(labels) - 1, 0.5)
-        fg = probs[1:]
-        scores = np.where(
-            fg > np.asarray(ts, dtype=fg.dtype).reshape(-1, *[1] * (fg.ndim - 1)), fg, -1
-        )
-        best = scores.argmax(0)
-        index = np.where(scores.max(0) > -1, best + 1, 0)
-        out = np.asarray(labels)[index]
-    top = int(out.max(initial=0))
-    return out.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32)
+        return regions_to_labels(masks, regions)
+    if activation == "softmax" and threshold is None:
+        return np.asarray(labels)[probs.argmax(0)]
+    ts = _thresholds(threshold, len(labels) - 1, 0.5)
+    fg = probs[1:]
+    scores = np.where(fg > np.asarray(ts, dtype=fg.dtype).reshape(-1, *[1] * (fg.ndim - 1)), fg, -1)
+    best = scores.argmax(0)
+    index = np.where(scores.max(0) > -1, best + 1, 0)
+    return np.asarray(labels)[index]
 
 
 def keep_largest_component(
