@@ -120,7 +120,7 @@ def resample_to_grid(
     }
     fills = fill if isinstance(fill, list) else [fill] * volume.channels
     reference = grid.reference_image()
-    channels = []
+    array = np.empty((volume.channels, *grid.shape), volume.array.dtype)  # filled channel-wise
     for c in range(volume.channels):
         image = volume.to_sitk(c)
         out = sitk.Resample(
@@ -131,8 +131,9 @@ def resample_to_grid(
             float(fills[c]),
             image.GetPixelID(),
         )
-        channels.append(sitk.GetArrayFromImage(out))  # a copy: a view dies with `out`
-    array = np.stack(channels).astype(volume.array.dtype, copy=False)
+        del image
+        array[c] = sitk.GetArrayViewFromImage(out)  # copied while ``out`` is alive
+        del out
     return Volume(array, grid.spacing, grid.origin, grid.direction, volume.source)
 
 
