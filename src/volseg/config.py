@@ -72,7 +72,8 @@ class PreprocessConfig:
         n4_iterations: fitting iterations per resolution level (its length = the levels).
         orient: reorient to this DICOM-style code (``LPS``, ``RAS``...) before anything else;
             ``None`` keeps the scan's own axes.
-        target_spacing: mm in ITK order (x, y, z); ``None`` keeps the scan's spacing.
+        target_spacing: mm in ITK order (x, y, z); ``None`` keeps the scan's spacing. Two
+            values on a 3-D scan (a 2-D model's slices) set x and y and keep z.
         interpolation: image resampling, ``linear`` or ``bspline`` (labels: always nearest).
         anisotropy_threshold: when the largest / smallest spacing exceeds this, the thick axis is
             interpolated linearly (no cubic overshoot across thick slices), in-plane with

@@ -4,8 +4,9 @@
 checkpoint alone (``from_runs`` averages several runs, e.g. cross-validation folds; a ``.onnx``
 file from ``volseg export`` works too, run by onnxruntime). ``predict(path)`` reads the scan,
 applies the recorded preprocessing, runs the network (whole volume or Gaussian-blended sliding
-window, optionally with mirroring test-time augmentation), turns the outputs into probabilities
-(softmax over classes, or one sigmoid per region), maps them back onto the source grid (undoing
+window, optionally with mirroring test-time augmentation; a 2-D model runs over a 3-D scan
+slice by slice along its first array axis), turns the outputs into probabilities (softmax over
+classes, or one sigmoid per region), maps them back onto the source grid (undoing
 reorientation, resampling and cropping in physical space), and decodes a label map with the
 scan's size, spacing, origin and direction and the training label values.
 
@@ -249,7 +250,8 @@ class Predictor:
         return cls(models, first.config, first.labels, first.in_channels)
 
     def _check(self, image: Volume) -> None:
-        if image.ndim != self.spatial_dims:
+        slices = self.spatial_dims == 2 and image.ndim == 3  # a 2-D model runs slice by slice
+        if image.ndim != self.spatial_dims and not slices:
             raise VolumeReadError(
                 f"{image.source}: {image.ndim}-D image given to a {self.spatial_dims}-D model"
             )
@@ -288,6 +290,7 @@ class Predictor:
                     blend=infer.blend,
                     sigma_scale=infer.sigma_scale,
                     mirror_axes=infer.mirror_axes,
+                    model_dims=self.spatial_dims,
                 )
             probs = logits.softmax(0) if self.activation == "softmax" else logits.sigmoid_()
             del logits

@@ -180,3 +180,11 @@ def test_n4_reduces_a_multiplicative_bias() -> None:
 
     corrected = n4_correct(image, shrink_factor=2, mask="nonzero", iterations=(30, 30))
     assert spread(corrected.array[0]) < 0.5 * spread(image.array[0])
+
+
+def test_two_target_spacings_on_a_3d_scan_set_the_plane_and_keep_z() -> None:
+    image, _ = make_phantom()
+    work, _, _ = preprocess(image, PreprocessConfig(orient=None, target_spacing=(1.5, 1.25)))
+    assert work.spacing == pytest.approx((1.5, 1.25, image.spacing[2]))
+    with pytest.raises(ValueError, match=r"target_spacing \(1\.5,\) has 1 values for a 3-D"):
+        preprocess(image, PreprocessConfig(orient=None, target_spacing=(1.5,)))

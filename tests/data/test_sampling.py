@@ -80,3 +80,24 @@ def test_workers_follow_set_epoch() -> None:
         data_copy = data.apply(data.sample_params(0))[0]
         torch.testing.assert_close(seen[-1][0], data_copy)
     assert not torch.equal(seen[0], seen[1])
+
+
+def test_2d_patches_of_3d_cases_are_slices() -> None:
+    """Without augmentation a 2-D patch is the window of its slice around the centre voxel."""
+    cases = _cases(2)
+    data = PatchDataset(cases, (5, 7), AugmentConfig(), 1.0, samples_per_epoch=12, seed=0)
+    compared, slices = 0, set()
+    for index in range(12):
+        params = data.sample_params(index)
+        z, (cy, cx) = params["slice"], params["spatial"].center
+        image, target = data.apply(params)
+        assert image.shape == (1, 5, 7) and target.shape == (1, 5, 7)
+        case = cases[params["case"]]
+        assert case.target[0, z].any()  # foreground oversampling picks a foreground slice
+        y0, x0 = int(cy) - 2, int(cx) - 3  # foreground centres are voxels: no interpolation
+        if y0 >= 0 and x0 >= 0 and y0 + 5 <= case.image.shape[2] and x0 + 7 <= case.image.shape[3]:
+            torch.testing.assert_close(image, case.image[:, z, y0 : y0 + 5, x0 : x0 + 7])
+            assert torch.equal(target, case.target[:, z, y0 : y0 + 5, x0 : x0 + 7])
+            compared += 1
+        slices.add((params["case"], z))
+    assert compared >= 6 and len(slices) > 1

@@ -116,3 +116,32 @@ def test_bad_arguments_are_clear() -> None:
         sliding_window_forward(net, image, (2, 2, 2), overlap=1.0)
     with pytest.raises(ValueError, match="mirror_axes"):
         sliding_window_forward(net, image, mirror_axes=(3,))
+
+
+@pytest.mark.parametrize("window", [None, (6, 5)])
+def test_a_2d_net_over_a_3d_image_runs_slice_by_slice(window: tuple[int, int] | None) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3, padding=1))
+    image = torch.randn(2, 4, 9, 7)  # (C, Z, Y, X): 4 slices of 9x7
+    kwargs = {"overlap": 0.5, "blend": "gaussian", "mirror_axes": (1,)}
+    out = sliding_window_forward(net, image, window, batch_size=3, model_dims=2, **kwargs)
+    expected = torch.stack(
+        [sliding_window_forward(net, image[:, z], window, **kwargs) for z in range(4)], dim=1
+    )
+    assert out.shape == (2, 4, 9, 7)
+    torch.testing.assert_close(out, expected)
+
+
+def test_slice_by_slice_pads_slices_to_the_divisor() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return x * 2.0
+
+    image = torch.randn(1, 3, 5, 6)
+    out = sliding_window_forward(net, image, divisor=4, batch_size=2, model_dims=2)
+    torch.testing.assert_close(out, image * 2.0)
+    assert seen == [(2, 1, 8, 8), (1, 1, 8, 8)]
+    with pytest.raises(ValueError, match="2-D network cannot run on a 4-D image"):
+        sliding_window_forward(net, torch.randn(1, 2, 3, 4, 5), model_dims=2)

@@ -118,3 +118,27 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="bad.pt: unreadable checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_2d_net_trains_on_slices_of_3d_scans_and_predicts_them(
+    phantoms: Path, tmp_path: Path
+) -> None:
+    """nnU-Net's 2d configuration: patches are slices, prediction runs slice by slice."""
+    from volseg.inference import Predictor
+    from volseg.io import read_volume
+
+    config = dataclasses.replace(
+        tiny_config(phantoms, tmp_path / "run", epochs=1, patch_size=(16, 16)),
+        preprocess=PreprocessConfig(target_spacing=(1.5, 1.5)),  # in-plane; z kept
+        augment=AugmentConfig(affine_p=0.5, flip_axes=(0, 1)),
+        model=ModelConfig("resunet", {"spatial_dims": 2, "channels": (4, 8, 8)}),
+        infer=InferConfig(window=(16, 16), batch_size=4),
+    )
+    result = train(config, progress=False)
+    assert result.epochs == 1 and result.best_dice is not None
+    case = find_cases(phantoms).cases[0]
+    scan = read_volume(case.images[0])
+    label = Predictor.from_run(tmp_path / "run").predict(case.images[0])
+    assert label.shape == scan.shape and label.spacing == scan.spacing
+    assert label.origin == scan.origin and label.direction == scan.direction
+    assert set(map(int, torch.from_numpy(label.array).unique())) <= {0, 1, 2}

@@ -368,12 +368,15 @@ def preprocess(
     if config.orient:
         grid = _reoriented_grid(grid, config.orient)
     if config.target_spacing is not None:
-        if len(config.target_spacing) != image.ndim:
+        spacing = tuple(config.target_spacing)
+        if len(spacing) == image.ndim - 1 == 2:  # in-plane (x, y) for 2-D slices: z as it is
+            spacing = (*spacing, grid.spacing[-1])
+        if len(spacing) != image.ndim:
             raise ValueError(
                 f"{image.source}: target_spacing {config.target_spacing} has "
                 f"{len(config.target_spacing)} values for a {image.ndim}-D image"
             )
-        grid = _respaced_grid(grid, config.target_spacing)
+        grid = _respaced_grid(grid, spacing)
     work = image
     if grid != source:
         work = resample_image(image, grid, config.interpolation, config.anisotropy_threshold)

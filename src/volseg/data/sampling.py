@@ -126,7 +126,9 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
     of a shuffled epoch order), a centre, then cut the patch with flips / rotation / scaling /
     B-spline deformation (:class:`~volseg.data.augmentation.RandomSpatial`), match its histogram
     to another case's (``augment.histogram_p``, V-Net) and change intensities
-    (:class:`~volseg.data.augmentation.RandomIntensity`).
+    (:class:`~volseg.data.augmentation.RandomIntensity`). With a 2-D ``patch_size`` a 3-D case
+    gives 2-D patches of its slices along the first array axis (after reorientation, e.g. axial
+    for LPS), as nnU-Net's 2d configuration trains; the slice is the centre's (``slice``).
 
     Args:
         param_log: append one JSON line per sample (epoch, index, case, all parameters) to this
@@ -191,11 +193,18 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
         case_index = self._case_index(rng, index)
         case = self.cases[case_index]
         shape = np.asarray(case.image.shape[1:])
+        extent = np.asarray(self.patch_size, dtype=float)
+        if len(shape) > len(extent):  # 2-D patches of a 3-D case: one slice along axis 0 wide
+            extent = np.concatenate([[1.0], extent])
         if len(case.foreground) and rng.random() < self.foreground_ratio:
             center = case.foreground[int(rng.integers(len(case.foreground)))].astype(float)
         else:
-            half = np.minimum(np.asarray(self.patch_size) / 2, shape / 2)
+            half = np.minimum(extent / 2, shape / 2)
             center = rng.uniform(half - 0.5, shape - half - 0.5)
+        slice_index = None
+        if len(shape) > len(self.patch_size):
+            slice_index = int(np.clip(np.rint(center[0]), 0, shape[0] - 1))
+            center = center[1:]
         spatial = self.spatial.get_params(rng, tuple(center))
         reference = None
         if self.tables and rng.random() < self.augment.histogram_p:
@@ -208,6 +217,7 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
             "index": index,
             "case": case_index,
             "case_id": case.case_id,
+            "slice": slice_index,
             "spatial": spatial,
             "histogram_reference": reference,
             "intensity": intensity,
@@ -216,7 +226,10 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
     def apply(self, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """The patch and target that ``params`` (from :meth:`sample_params`) describe."""
         case = self.cases[params["case"]]
-        image, target = self.spatial.apply(case.image, case.target, params["spatial"])
+        image, target = case.image, case.target
+        if params.get("slice") is not None:  # a 2-D patch from one slice of a 3-D case
+            image, target = image[:, params["slice"]], target[:, params["slice"]]
+        image, target = self.spatial.apply(image, target, params["spatial"])
         assert target is not None
         reference = params["histogram_reference"]
         if reference is not None:

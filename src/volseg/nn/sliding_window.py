@@ -9,6 +9,10 @@ full-size buffers are the output ``(K, *spatial)`` and one weight map ``(1, *spa
 Test-time augmentation by mirroring runs the whole window pass on each mirrored copy of the image
 and averages the un-mirrored outputs, so a mirror-symmetric image gets a mirror-symmetric output
 whatever the window grid.
+
+A 2-D network over a 3-D image (``model_dims=2``) runs slice by slice along the first array axis,
+as nnU-Net's 2d configuration and MONAI's ``SliceInferer`` do: the windows are ``(1, *window)``
+and the slices of one batch go through the network together.
 """
 
 from __future__ import annotations
@@ -111,6 +115,21 @@ def _mirrored(
     return tuple(slice(c, c + w) for c, w in zip(starts, window))
 
 
+class _SliceWise(nn.Module):
+    """A 2-D network applied to every slice of ``(B, C, Z, Y, X)`` along ``Z``."""
+
+    def __init__(self, model: Network, divisor: int) -> None:
+        super().__init__()
+        self.model = model
+        self.divisor = divisor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, depth, *plane = x.shape
+        slices = x.transpose(1, 2).reshape(batch * depth, channels, *plane)
+        out = _forward(self.model, slices, self.divisor)
+        return out.reshape(batch, depth, out.shape[1], *plane).transpose(1, 2)
+
+
 @torch.no_grad()
 def sliding_window_forward(
     model: Network,
@@ -123,6 +142,7 @@ def sliding_window_forward(
     blend: str = "constant",
     sigma_scale: float = 0.125,
     mirror_axes: Sequence[int] = (),
+    model_dims: int | None = None,
 ) -> torch.Tensor:
     """Network outputs ``(K, *spatial)`` (float32, on the host) for an image ``(C, *spatial)``.
 
@@ -138,14 +158,31 @@ def sliding_window_forward(
         mirror_axes: spatial axes (0 = first spatial axis) for mirroring test-time augmentation.
             Every combination of flips is run (3 axes: 8 passes, slow on CPU); the result is the
             window pass over each mirrored image, mirrored back, all blended together.
+        model_dims: spatial dimensions the network takes (``None``: the image's). A 2-D network
+            on a 3-D image runs on its slices along the first axis; ``window`` (default: whole
+            slices) and ``mirror_axes`` then refer to the in-plane axes.
     """
+    spatial = image.ndim - 1
+    if model_dims is not None and model_dims != spatial:
+        if model_dims != spatial - 1:
+            raise ValueError(f"a {model_dims}-D network cannot run on a {spatial}-D image")
+        plane = tuple(image.shape[2:]) if window is None else tuple(window)
+        return sliding_window_forward(
+            _SliceWise(model, divisor),
+            image,
+            (1, *plane),
+            overlap,
+            batch_size,
+            blend=blend,
+            sigma_scale=sigma_scale,
+            mirror_axes=[a + 1 for a in mirror_axes],
+        )
     if blend not in ("constant", "gaussian"):
         raise ValueError(f"blend must be 'constant' or 'gaussian', got {blend!r}")
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    spatial = image.ndim - 1
     if any(not 0 <= a < spatial for a in mirror_axes):
         raise ValueError(f"mirror_axes {tuple(mirror_axes)} outside 0..{spatial - 1}")
     device = _device_of(model)

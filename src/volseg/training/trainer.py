@@ -394,6 +394,7 @@ def validate(
                 config.infer.batch_size,
                 divisor,
                 blend=config.infer.blend,  # validate as inference will predict
+                model_dims=len(config.train.patch_size),
             )
             target = case.target[None]
             if regions:
@@ -424,9 +425,10 @@ def _load_cases(
     loaded = []
     for case in tqdm(cases, desc="loading", leave=False, disable=len(cases) < 3):
         item = load_case(case, config.preprocess, labels, channels)
-        if item.image.ndim - 1 != dims:
+        image_dims = item.image.ndim - 1
+        if image_dims != dims and not (dims == 2 and image_dims == 3):  # 3-D: 2-D slices
             raise ValueError(
-                f"{case.images[0]}: {item.image.ndim - 1}-D image, but train.patch_size "
+                f"{case.images[0]}: {image_dims}-D image, but train.patch_size "
                 f"{config.train.patch_size} is {dims}-D"
             )
         loaded.append(item)
