@@ -14,7 +14,6 @@ and decodes exactly like the run:
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from volseg._atomic import atomic_path
 from volseg.config import Config, config_from_dict
 from volseg.training.checkpoint import load_checkpoint
 
@@ -91,11 +91,6 @@ def _metadata(config: dict[str, Any], labels: list[int], in_channels: int) -> di
     }
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent / f".{path.name}.{os.getpid()}.tmp"
-
-
 def export_model(
     model: nn.Module,
     path: str | Path,
@@ -128,36 +123,30 @@ def export_model(
         expected = [net(x).numpy() for x in inputs]
     scale = max(float(np.abs(e).max()) for e in expected)
     allowed = tolerance * max(1.0, scale)
-    tmp = _atomic_target(path)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
         # shape checks inside a net's forward are constant under tracing: expected, not news;
         # torch 2.13 marks TorchScript and the TorchScript-based ONNX exporter deprecated (the
         # formats this function promises; docs/inference.md says so once)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            if fmt == "torchscript":
-                with torch.no_grad():
-                    traced = torch.jit.trace(net, inputs[0], check_trace=False)
-                extra = {"volseg.json": json.dumps(metadata or {})}
-                torch.jit.save(traced, str(tmp), _extra_files=extra)
-                loaded = torch.jit.load(str(tmp))
-                with torch.no_grad():
-                    got = [loaded(x).numpy() for x in inputs]
-            else:
-                _export_onnx(net, inputs[0], tmp, metadata or {})
-                runner = OnnxNetwork(tmp)
-                got = [runner(x).numpy() for x in inputs]
-            diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
-            if not diff < allowed:
-                raise ValueError(
-                    f"{path}: exported {fmt} model differs from PyTorch by {diff:.3g} "
-                    f"(allowed {allowed:.3g}: tolerance {tolerance:g} x outputs up to {scale:.3g})"
-                )
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        if fmt == "torchscript":
+            with torch.no_grad():
+                traced = torch.jit.trace(net, inputs[0], check_trace=False)
+            extra = {"volseg.json": json.dumps(metadata or {})}
+            torch.jit.save(traced, str(tmp), _extra_files=extra)
+            loaded = torch.jit.load(str(tmp))
+            with torch.no_grad():
+                got = [loaded(x).numpy() for x in inputs]
+        else:
+            _export_onnx(net, inputs[0], tmp, metadata or {})
+            runner = OnnxNetwork(tmp)
+            got = [runner(x).numpy() for x in inputs]
+        diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+        if not diff < allowed:  # raising here leaves no file: atomic_path removes ``tmp``
+            raise ValueError(
+                f"{path}: exported {fmt} model differs from PyTorch by {diff:.3g} "
+                f"(allowed {allowed:.3g}: tolerance {tolerance:g} x outputs up to {scale:.3g})"
+            )
     return ExportResult(path, fmt, diff, scale)
 
 
