@@ -33,7 +33,7 @@ from volseg.config import Config, InferConfig, config_from_dict
 from volseg.data.preprocessing import preprocess, restore
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.layout import to_channels_last
-from volseg.nn.sliding_window import sliding_window_forward
+from volseg.nn.sliding_window import runs_on, sliding_window_forward
 from volseg.regions import Region, paint_labels, regions_to_labels
 from volseg.training.checkpoint import CheckpointError, load_checkpoint
 from volseg.training.trainer import build_model, resolve_regions
@@ -250,8 +250,7 @@ class Predictor:
         return cls(models, first.config, first.labels, first.in_channels)
 
     def _check(self, image: Volume) -> None:
-        slices = self.spatial_dims == 2 and image.ndim == 3  # a 2-D model runs slice by slice
-        if image.ndim != self.spatial_dims and not slices:
+        if not runs_on(self.spatial_dims, image.ndim):
             raise VolumeReadError(
                 f"{image.source}: {image.ndim}-D image given to a {self.spatial_dims}-D model"
             )

@@ -30,6 +30,7 @@ __all__ = [
     "gaussian_importance",
     "mirror_combinations",
     "pad_to_multiple",
+    "runs_on",
     "sliding_window_forward",
     "window_starts",
 ]
@@ -115,6 +116,14 @@ def _mirrored(
     return tuple(slice(c, c + w) for c, w in zip(starts, window))
 
 
+def runs_on(model_dims: int, image_dims: int) -> bool:
+    """Whether a ``model_dims``-D network can predict an ``image_dims``-D image here.
+
+    Same dimensions, or a 2-D network over a 3-D image (slice by slice along the first axis).
+    """
+    return image_dims == model_dims or (model_dims, image_dims) == (2, 3)
+
+
 class _SliceWise(nn.Module):
     """A 2-D network applied to every slice of ``(B, C, Z, Y, X)`` along ``Z``."""
 
@@ -164,7 +173,7 @@ def sliding_window_forward(
     """
     spatial = image.ndim - 1
     if model_dims is not None and model_dims != spatial:
-        if model_dims != spatial - 1:
+        if not runs_on(model_dims, spatial):
             raise ValueError(f"a {model_dims}-D network cannot run on a {spatial}-D image")
         plane = tuple(image.shape[2:]) if window is None else tuple(window)
         return sliding_window_forward(

@@ -43,7 +43,7 @@ from volseg.data.sampling import LoadedCase, PatchDataset, load_case
 from volseg.losses import create_loss
 from volseg.metrics import dice
 from volseg.nn import create_model
-from volseg.nn.sliding_window import sliding_window_forward
+from volseg.nn.sliding_window import runs_on, sliding_window_forward
 from volseg.regions import Region, batch_labels_to_regions, get_regions
 from volseg.training.checkpoint import (
     Checkpoint,
@@ -426,7 +426,7 @@ def _load_cases(
     for case in tqdm(cases, desc="loading", leave=False, disable=len(cases) < 3):
         item = load_case(case, config.preprocess, labels, channels)
         image_dims = item.image.ndim - 1
-        if image_dims != dims and not (dims == 2 and image_dims == 3):  # 3-D: 2-D slices
+        if not runs_on(dims, image_dims):
             raise ValueError(
                 f"{case.images[0]}: {image_dims}-D image, but train.patch_size "
                 f"{config.train.patch_size} is {dims}-D"
