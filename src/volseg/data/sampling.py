@@ -193,16 +193,15 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
         case_index = self._case_index(rng, index)
         case = self.cases[case_index]
         shape = np.asarray(case.image.shape[1:])
-        extent = np.asarray(self.patch_size, dtype=float)
-        if len(shape) > len(extent):  # 2-D patches of a 3-D case: one slice along axis 0 wide
-            extent = np.concatenate([[1.0], extent])
+        slices = len(shape) > len(self.patch_size)  # 2-D patches of a 3-D case, one slice wide
+        extent = np.asarray(((1,) if slices else ()) + self.patch_size, dtype=float)
         if len(case.foreground) and rng.random() < self.foreground_ratio:
             center = case.foreground[int(rng.integers(len(case.foreground)))].astype(float)
         else:
             half = np.minimum(extent / 2, shape / 2)
             center = rng.uniform(half - 0.5, shape - half - 0.5)
         slice_index = None
-        if len(shape) > len(self.patch_size):
+        if slices:
             slice_index = int(np.clip(np.rint(center[0]), 0, shape[0] - 1))
             center = center[1:]
         spatial = self.spatial.get_params(rng, tuple(center))
