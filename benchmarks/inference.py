@@ -50,6 +50,7 @@ from volseg.io import Volume
 shape = tuple(int(s) for s in sys.argv[1:4])
 net_name = sys.argv[4]
 class Pointwise(nn.Module):
+    spatial_dims, divisor, in_channels, out_channels, output = 3, 1, 1, 2, "logits"
     def forward(self, x):
         return torch.cat([70.0 - x, x - 70.0], 1)
 array = np.zeros((1, *shape), np.float32)
@@ -191,7 +192,7 @@ def bench_onnx(repeat: int) -> None:
             f"ONNX export + check: {time.perf_counter() - start:.1f} s, "
             f"max diff {result.max_abs_diff:.1e}"
         )
-        runner = OnnxNetwork(path)
+        runner = OnnxNetwork(path, 3)
         with torch.no_grad():
             t_torch = time_call(lambda: net(x), repeat=repeat)
             t_onnx = time_call(lambda: runner(x), repeat=repeat)

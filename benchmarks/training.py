@@ -27,22 +27,29 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Timing, setup_threads, time_call
 
-from volseg.config import Config, LossConfig, ModelConfig, TrainConfig
+from volseg.config import (
+    Config,
+    LossConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RuntimeConfig,
+    TrainConfig,
+)
 from volseg.losses import create_loss
 from volseg.nn import create_model
 from volseg.training.distributed import DistInfo
 from volseg.training.schedules import (
-    EarlyStopping,
     build_optimizer,
     build_scheduler,
 )
-from volseg.training.trainer import TrainState, train_step
+from volseg.training.state import TrainState
+from volseg.training.step import train_step
 
 
 def volseg_step(
     model: nn.Module, loss: nn.Module, train: TrainConfig, image: torch.Tensor, target: torch.Tensor
 ) -> Callable[[], object]:
-    optimizer = build_optimizer(train, list(model.parameters()))
+    optimizer = build_optimizer(train.optimizer, list(model.parameters()))
     config = Config(model=ModelConfig(), loss=LossConfig(), train=train)
     state = TrainState(
         config=config,
@@ -54,8 +61,6 @@ def volseg_step(
         dist=DistInfo(),
         labels=[0, 1],
         in_channels=image.shape[1],
-        records={},
-        early_stopping=EarlyStopping(0),
     )
     device = torch.device("cpu")
     model.train()
@@ -105,7 +110,10 @@ def main() -> None:
     image = torch.randn(2, 1, *shape)
     target = (torch.rand(2, 1, *shape) > 0.7).long()
     dice = create_loss("vnet_dice")
-    train = TrainConfig(optimizer="sgd", lr=1e-4, momentum=0.99, amp=args.amp)
+    train = TrainConfig(
+        optimizer=OptimizerConfig("sgd", lr=1e-4, momentum=0.99),
+        runtime=RuntimeConfig(amp=args.amp),
+    )
     ours = volseg_step(
         create_model("vnet", in_channels=1, out_channels=2), dice, train, image, target
     )
@@ -128,7 +136,10 @@ def main() -> None:
     image = torch.randn(1, 4, side, side, side)
     regions = (torch.rand(1, 3, side, side, side) > 0.8).float()
     vae_loss = create_loss("vae")
-    train = TrainConfig(optimizer="adam", lr=1e-4, weight_decay=1e-5, amp=args.amp)
+    train = TrainConfig(
+        optimizer=OptimizerConfig("adam", lr=1e-4, weight_decay=1e-5),
+        runtime=RuntimeConfig(amp=args.amp),
+    )
     model = create_model("segresnet_vae", in_channels=4, out_channels=3, vae_input_size=side)
     ours = volseg_step(model, vae_loss, train, image, regions)
     peer = MonaiSegResNetVAE(

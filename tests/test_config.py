@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from volseg.config import (
+    MOVED_KEYS,
     Config,
     ConfigError,
     config_from_dict,
@@ -18,9 +19,14 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 
 def test_round_trip_through_yaml(tmp_path: Path) -> None:
     config = config_from_dict(
-        {"train": {"patch_size": [32, 32, 16], "lr": 1}, "model": {"kwargs": {"a": 1}}}
+        {
+            "train": {"patch_size": [32, 32, 16], "optimizer": {"lr": 1}},
+            "data": {"regions": [[1, 2], [2]]},
+            "model": {"kwargs": {"a": 1}},
+        }
     )
-    assert config.train.patch_size == (32, 32, 16) and config.train.lr == 1.0
+    assert config.train.patch_size == (32, 32, 16) and config.train.optimizer.lr == 1.0
+    assert config.data.regions == ((1, 2), (2,))
     dump_config(config, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == config
     assert config_from_dict(config_to_dict(config)) == config
@@ -34,8 +40,18 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"train": {"patch_size": 32}}, "train.patch_size: expected a list"),
         ({"preprocess": {"clip_percentiles": [1]}}, "clip_percentiles: expected 2 values"),
         ({"data": {"root": 3}}, "data.root: expected a string"),
-        ({"train": {"amp": None}}, "train.amp: expected a string, got None"),
-        ({"train": {"max_minutes": "x"}}, "train.max_minutes: expected a number"),
+        ({"train": {"runtime": {"amp": None}}}, "train.runtime.amp: expected one of none, "),
+        ({"train": {"runtime": {"amp": "fp8"}}}, "train.runtime.amp: .*got 'fp8'"),
+        ({"train": {"stopping": {"max_minutes": "x"}}}, "train.stopping.max_minutes: expected a"),
+        ({"train": {"monitor": "dice"}}, "train.monitor: expected one of val_dice, val_loss"),
+        ({"train": {"optimizer": {"name": "rmsprop"}}}, "train.optimizer.name: expected one of"),
+        ({"train": {"optimizer": {"lr": 0}}}, "train.optimizer.lr: must be > 0"),
+        ({"train": {"schedule": {"name": "cosine"}}}, "train.schedule.name: expected one of"),
+        ({"train": {"schedule": {"step_size": 0}}}, "train.schedule.step_size: must be >= 1"),
+        ({"preprocess": {"normalize": "minmax"}}, "preprocess.normalize: expected one of"),
+        ({"infer": {"blend": "max"}}, "infer.blend: expected one of gaussian, constant"),
+        ({"infer": {"overlap": 1.0}}, "infer.overlap: must be in"),
+        ({"train": {"lr": 0.1, "optimizer": {"lr": 0.2}}}, "train.lr and train.optimizer.lr both"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, message: str) -> None:
@@ -59,3 +75,56 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_shipped_configs_load(path: Path) -> None:
     assert isinstance(load_config(path), Config)
+
+
+def test_keys_of_earlier_versions_move_with_one_warning() -> None:
+    old = {
+        "train": {
+            "optimizer": "sgd",
+            "lr": 1e-4,
+            "momentum": 0.99,
+            "schedule": "step",
+            "step_size": 25000,
+            "early_stopping_patience": 5,
+            "max_minutes": 8.0,
+            "amp": "bf16",
+            "num_workers": 2,
+            "regions": "brats",
+        }
+    }
+    with pytest.warns(FutureWarning, match="train.lr -> train.optimizer.lr") as caught:
+        config = config_from_dict(old)
+    assert len(caught) == 1
+    train = config.train
+    assert (train.optimizer.name, train.optimizer.lr, train.optimizer.momentum) == (
+        "sgd",
+        1e-4,
+        0.99,
+    )
+    assert (train.schedule.name, train.schedule.step_size) == ("step", 25000)
+    assert (train.stopping.patience, train.stopping.max_minutes) == (5, 8.0)
+    assert (train.runtime.amp, train.runtime.num_workers) == ("bf16", 2)
+    assert config.data.regions == "brats"
+    assert old["train"]["lr"] == 1e-4  # the caller's data is left alone
+    new = config_from_dict(config_to_dict(config))
+    assert new == config
+
+
+def test_moved_keys_point_at_existing_fields() -> None:
+    plain = config_to_dict(Config())
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        assert key not in plain[section] or isinstance(plain[section][key], dict), old
+        table = plain
+        for name in new.split("."):
+            assert name in table, f"{old} -> {new}: {name} does not exist"
+            table = table[name]
+
+
+def test_shipped_configs_use_current_keys() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        for path in CONFIGS:
+            load_config(path)

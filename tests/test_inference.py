@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from volseg.config import Config, InferConfig, PreprocessConfig, TrainConfig
+from volseg.config import Config, DataConfig, InferConfig, PreprocessConfig, TrainConfig
 from volseg.data.synthetic import make_phantom
 from volseg.inference import Predictor
 from volseg.io import Volume, VolumeReadError, write_volume
@@ -18,6 +17,8 @@ from volseg.nn.sliding_window import sliding_window_forward
 
 class Threshold(nn.Module):
     """A pointwise 'network': foreground logit = intensity - 70 (the phantom's organ is ~120)."""
+
+    spatial_dims, divisor, in_channels, out_channels, output = 3, 1, 1, 2, "logits"
 
     def __init__(self) -> None:
         super().__init__()
@@ -183,75 +184,19 @@ def test_ensemble_refuses_runs_with_different_preprocessing(tmp_path: Path) -> N
         Predictor.from_runs([a, b])
 
 
-def test_decode_softmax_argmax_and_thresholds() -> None:
-    from volseg.inference import decode_labels
-
-    probs = np.array([[0.5, 0.2, 0.3], [0.3, 0.7, 0.3], [0.2, 0.1, 0.4]])[..., None]  # (K=3, 3, 1)
-    np.testing.assert_array_equal(decode_labels(probs, [0, 2, 5], "softmax")[:, 0], [0, 2, 5])
-    # thresholds per foreground class: label 2 needs > 0.25, label 5 needs > 0.35
-    got = decode_labels(probs, [0, 2, 5], "softmax", threshold=(0.25, 0.35))[:, 0]
-    np.testing.assert_array_equal(got, [2, 2, 5])
-    got = decode_labels(probs, [0, 2, 5], "sigmoid")[:, 0]  # 0.5 for every class
-    np.testing.assert_array_equal(got, [0, 2, 0])
-
-
-def test_decode_brats_regions() -> None:
-    from volseg.inference import decode_labels
-    from volseg.regions import BRATS_REGIONS
-
-    # voxels: nothing, WT only, WT+TC, WT+TC+ET
-    probs = np.array([[0.1, 0.9, 0.9, 0.9], [0.1, 0.2, 0.8, 0.8], [0.0, 0.1, 0.3, 0.7]])
-    got = decode_labels(probs, [0, 1, 2, 4], "sigmoid", regions=BRATS_REGIONS)
-    np.testing.assert_array_equal(got, [0, 2, 1, 4])
-    got = decode_labels(probs, [0, 1, 2, 4], "sigmoid", (0.5, 0.5, 0.25), BRATS_REGIONS)
-    np.testing.assert_array_equal(got, [0, 2, 4, 4])
-
-
-@pytest.mark.parametrize(
-    ("activation", "threshold", "regions"),
-    [("softmax", None, False), ("softmax", (0.3, 0.2), False), ("sigmoid", None, True)],
-)
-def test_decode_in_slabs_equals_decoding_at_once(
-    monkeypatch: pytest.MonkeyPatch, activation: str, threshold: Any, regions: bool
-) -> None:
-    import volseg.inference as inference
-    from volseg.regions import BRATS_REGIONS
-
-    probs = np.random.default_rng(0).random((3, 7, 5, 6))
-    labels = [0, 1, 2, 4] if regions else [0, 3, 300]  # 300 never wins below: still uint16
-    if not regions:
-        probs[2] = 0.0
-    region_set = BRATS_REGIONS if regions else None
-    whole = inference.decode_labels(probs, labels, activation, threshold, region_set)
-    monkeypatch.setattr(inference, "_DECODE_VOXELS", 40)  # slabs of one or two rows
-    slabs = inference.decode_labels(probs, labels, activation, threshold, region_set)
-    np.testing.assert_array_equal(slabs, whole)
-    assert slabs.dtype == (np.uint8 if regions else np.uint16)
-    assert 300 not in slabs
-
-
-def test_keep_largest_component_per_label() -> None:
-    from volseg.inference import keep_largest_component
-
-    label = np.zeros((1, 6, 9), np.uint8)
-    label[0, 0:3, 0:3] = 1  # 9 voxels
-    label[0, 5, 5] = 1  # 1 voxel
-    label[0, 4, 8] = 2  # diagonal neighbours are connected (full connectivity)
-    label[0, 5, 7] = 2
-    out = keep_largest_component(label, [1, 2])
-    assert out[0, 5, 5] == 0 and (out == 1).sum() == 9 and (out == 2).sum() == 2
-
-
 def test_region_run_predicts_brats_labels_and_probability_file(
     tmp_path: Path, phantom: tuple[Volume, Volume]
 ) -> None:
     """A sigmoid-region predictor: intensity > 70 is WT, TC and ET, so everything bright is 4."""
     config = Config(
         preprocess=PreprocessConfig(orient=None, crop_nonzero=False, normalize="none"),
-        train=TrainConfig(patch_size=(16, 16, 16), regions="brats"),
+        data=DataConfig(regions="brats"),
+        train=TrainConfig(patch_size=(16, 16, 16)),
     )
 
     class Regions(nn.Module):
+        spatial_dims, divisor, in_channels, out_channels, output = 3, 1, 1, 3, "logits"
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x - 70.0).repeat(1, 3, 1, 1, 1)
 

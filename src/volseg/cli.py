@@ -54,9 +54,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(config, progress=not args.quiet, resume=bool(args.resume))
     if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
         return 0
-    best = "n/a" if result.best_dice is None else f"{result.best_dice:.4f}"
+    best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
     print(
-        f"run: {result.run_dir}  epochs: {result.epochs}  best val Dice: {best} "
+        f"run: {result.run_dir}  epochs: {result.epochs}  best {result.monitor}: {best} "
         f"(epoch {result.best_epoch})  time: {result.seconds:.0f} s"
     )
     if result.stop_reason:
@@ -68,7 +68,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     import dataclasses
 
     from volseg.config import load_config
-    from volseg.training.crossval import cross_validate, ensemble_predictor
+    from volseg.crossval import cross_validate, ensemble_predictor
 
     config = load_config(args.config)
     if args.run_dir:

@@ -7,12 +7,14 @@ Sizes and spacings follow :mod:`volseg.io`: ``patch_size``/``window`` are in arr
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
@@ -24,12 +26,17 @@ __all__ = [
     "InferConfig",
     "LossConfig",
     "ModelConfig",
+    "OptimizerConfig",
     "PreprocessConfig",
+    "RuntimeConfig",
+    "ScheduleConfig",
+    "StoppingConfig",
     "TrainConfig",
     "config_from_dict",
     "config_to_dict",
     "dump_config",
     "load_config",
+    "move_legacy_keys",
 ]
 
 
@@ -39,7 +46,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the cases are and which of them validate.
+    """Where the cases are, what their labels mean, and which of them validate.
 
     Attributes:
         root: dataset folder (MSD/nnU-Net, BraTS, PROMISE12) or a CSV/JSON manifest file.
@@ -47,6 +54,9 @@ class DataConfig:
         layout: ``auto`` or one of :func:`volseg.data.layouts.list_layouts`.
         labels: declared label values including background 0; ``None`` reads them from
             ``dataset.json`` or assumes ``(0, 1)``.
+        regions: ``None`` trains a softmax over the exclusive labels; ``brats`` (whole tumour
+            {1, 2, 4}, tumour core {1, 4}, enhancing tumour {4}; see :mod:`volseg.regions`) or a
+            list of label-value groups trains one sigmoid channel per (overlapping) region.
         val_cases: case ids held out for validation; empty picks ``val_fraction`` of the cases.
         val_fraction: fraction of cases (at least one when there are two or more) to validate on.
     """
@@ -54,6 +64,7 @@ class DataConfig:
     root: str = ""
     layout: str = "auto"
     labels: tuple[int, ...] | None = None
+    regions: str | tuple[tuple[int, ...], ...] | None = None
     val_cases: tuple[str, ...] = ()
     val_fraction: float = 0.2
 
@@ -91,18 +102,18 @@ class PreprocessConfig:
 
     n4: bool = False
     n4_shrink: int = 4
-    n4_mask: str = "otsu"
+    n4_mask: Literal["otsu", "nonzero", "none"] = "otsu"
     n4_iterations: tuple[int, ...] = (50, 50, 50, 50)
     orient: str | None = "LPS"
     target_spacing: tuple[float, ...] | None = None
-    interpolation: str = "linear"
+    interpolation: Literal["linear", "bspline"] = "linear"
     anisotropy_threshold: float | None = 3.0
     crop_nonzero: bool = True
     clip_window: tuple[float, float] | None = None
-    normalize: str = "zscore_nonzero"
+    normalize: Literal["zscore_nonzero", "zscore", "percentile", "none"] = "zscore_nonzero"
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     crop_size: tuple[int, ...] | None = None
-    crop_mode: str = "center"
+    crop_mode: Literal["center", "foreground"] = "center"
     cache_dir: str | None = None
 
 
@@ -168,8 +179,98 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimiser (see :func:`volseg.training.schedules.build_optimizer`).
+
+    Attributes:
+        name: ``sgd`` (with ``momentum``, V-Net: 0.99), ``adam`` or ``adamw``.
+        lr: base learning rate lr0.
+        weight_decay: L2 penalty (``adamw``: decoupled decay).
+        nesterov: Nesterov momentum for ``sgd``.
+        grad_clip: clip the global gradient L2 norm to this value (``None`` disables).
+    """
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.99
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning-rate schedule (see :mod:`volseg.training.schedules`).
+
+    Attributes:
+        name: ``constant``, ``step`` (lr0 * ``step_gamma`` ** (iteration // ``step_size``),
+            V-Net: /10 every 25K iterations) or ``poly`` (lr0 * (1 - e / epochs) **
+            ``poly_power``, Myronenko; e = finished epochs).
+        warmup_epochs: linear warm-up from ``warmup_start_lr`` to the schedule's value at the end
+            of the warm-up, composed with any schedule (0 disables).
+    """
+
+    name: Literal["constant", "step", "poly"] = "constant"
+    step_size: int = 25000
+    step_gamma: float = 0.1
+    poly_power: float = 0.9
+    warmup_epochs: int = 0
+    warmup_start_lr: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.step_size < 1:
+            raise ConfigError(f"step_size: must be >= 1, got {self.step_size}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs: must be >= 0, got {self.warmup_epochs}")
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """When training stops before ``train.epochs``.
+
+    Attributes:
+        patience: stop after this many epochs without a gain of ``train.monitor`` of more than
+            ``min_delta`` (0 disables).
+        max_minutes: stop after the epoch that crosses this wall-clock budget.
+    """
+
+    patience: int = 0
+    min_delta: float = 0.0
+    max_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the training loop runs; none of it changes the recipe.
+
+    Attributes:
+        amp: ``none``, ``bf16`` (autocast; on CPU with AVX-512-bf16 about 1.7x faster) or
+            ``fp16`` (CUDA only, with a gradient scaler).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        deterministic: ask torch for deterministic kernels (slower on CUDA).
+        threads: torch intra-op threads (0 keeps torch's default).
+        num_workers: DataLoader worker processes preparing augmented patches.
+        log_grad_norms: log per-layer gradient norms each epoch (Drozdzal) with a plot.
+    """
+
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = False
+    threads: int = 0
+    num_workers: int = 0
+    log_grad_norms: bool = False
+
+
+Monitor = Literal["val_dice", "val_loss", "val_hd95"]
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation loop and its recipe (see :mod:`volseg.training.schedules`).
+    """The training recipe: what one step sees, how long, and the parts below.
 
     Attributes:
         epochs: epochs to train; raising it and resuming extends a finished run.
@@ -177,30 +278,11 @@ class TrainConfig:
         batch_size: patches per step and per process (DDP: global batch = this x processes).
         patch_size: training patch, array order (z, y, x); padded when the case is smaller.
         foreground_ratio: fraction of patches centred on a foreground voxel.
-        optimizer: ``sgd`` (with ``momentum``, V-Net: 0.99), ``adam`` or ``adamw``.
-        lr: base learning rate lr0.
-        weight_decay: L2 penalty (``adamw``: decoupled decay).
-        nesterov: Nesterov momentum for ``sgd``.
-        schedule: ``constant``, ``step`` (lr0 * ``step_gamma`` ** (iteration // ``step_size``),
-            V-Net: /10 every 25K iterations) or ``poly`` (lr0 * (1 - e / epochs) ** ``poly_power``,
-            Myronenko; e = finished epochs).
-        warmup_epochs: linear warm-up from ``warmup_start_lr`` to the schedule's value at the end
-            of the warm-up, composed with any schedule (0 disables).
-        early_stopping_patience: stop after this many epochs without a validation Dice gain of
-            more than ``early_stopping_min_delta`` (0 disables).
-        grad_clip: clip the global gradient L2 norm to this value (``None`` disables).
-        amp: ``none``, ``bf16`` (autocast; on CPU with AVX-512-bf16 about 1.7x faster) or
-            ``fp16`` (CUDA only, with a gradient scaler).
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        deterministic: ask torch for deterministic kernels (slower on CUDA).
-        regions: ``None`` trains a softmax over the exclusive labels; ``brats`` (whole tumour
-            {1, 2, 4}, tumour core {1, 4}, enhancing tumour {4}; see :mod:`volseg.regions`) or a
-            list of label-value groups trains one sigmoid channel per (overlapping) region.
-        log_grad_norms: log per-layer gradient norms each epoch (Drozdzal) with a plot.
         seed: seeds weights, patches and augmentation.
-        threads: torch intra-op threads (0 keeps torch's default).
-        num_workers: DataLoader worker processes preparing augmented patches.
-        max_minutes: stop after the epoch that crosses this wall-clock budget.
+        monitor: the validation score that picks ``checkpoint_best.pt`` and drives early
+            stopping: ``val_dice`` (mean over labels/regions, higher is better), ``val_loss`` or
+            ``val_hd95`` (mean over labels/regions, mm; lower is better).
+        optimizer, schedule, stopping, runtime: see their classes.
     """
 
     epochs: int = 50
@@ -208,34 +290,26 @@ class TrainConfig:
     batch_size: int = 2
     patch_size: tuple[int, ...] = (64, 64, 64)
     foreground_ratio: float = 0.5
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.99
-    weight_decay: float = 0.0
-    nesterov: bool = False
-    schedule: str = "constant"
-    step_size: int = 25000
-    step_gamma: float = 0.1
-    poly_power: float = 0.9
-    warmup_epochs: int = 0
-    warmup_start_lr: float = 1e-6
-    early_stopping_patience: int = 0
-    early_stopping_min_delta: float = 0.0
-    grad_clip: float | None = None
     seed: int = 0
-    amp: str = "none"
-    device: str = "auto"
-    deterministic: bool = False
-    regions: str | tuple[tuple[int, ...], ...] | None = None
-    log_grad_norms: bool = False
-    threads: int = 0
-    num_workers: int = 0
-    max_minutes: float | None = None
+    monitor: Monitor = "val_dice"
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.iterations_per_epoch < 1:
+            raise ConfigError("epochs and iterations_per_epoch: must be >= 1")
+        if not 1 <= len(self.patch_size) <= 3:
+            raise ConfigError(f"patch_size: expected 2 or 3 sizes, got {self.patch_size}")
 
 
 @dataclass(frozen=True)
 class InferConfig:
     """Prediction (see :mod:`volseg.inference` and :mod:`volseg.nn.sliding_window`).
+
+    Validation during training predicts with these same settings, so the validation scores are
+    the scores the Predictor will reach on the working grid.
 
     Attributes:
         window: sliding-window size in array order; ``None`` runs the whole volume at once.
@@ -245,11 +319,13 @@ class InferConfig:
         sigma_scale: Gaussian sigma as a fraction of the window size.
         mirror_axes: array axes mirrored for test-time augmentation (every combination is run:
             3 axes cost 8 passes); empty disables TTA.
-        activation: ``auto`` (sigmoid for ``train.regions`` runs, else softmax), ``softmax``
+        activation: ``auto`` (sigmoid for ``data.regions`` runs, else softmax), ``softmax``
             or ``sigmoid``.
         threshold: ``None`` takes the argmax of softmax outputs (0.5 for sigmoid ones); one value
             for every foreground class/region or one per class/region thresholds instead.
         keep_largest: label values whose largest connected component alone is kept.
+        precision: ``auto`` (bf16 when the run trained with ``train.runtime.amp: bf16``, else
+            fp32), ``fp32`` or ``bf16`` (autocast).
         channels_last: run nets channels-last end to end (faster convolutions on CPU; see
             :func:`volseg.nn.layout.to_channels_last`).
     """
@@ -257,13 +333,18 @@ class InferConfig:
     window: tuple[int, ...] | None = None
     overlap: float = 0.5
     batch_size: int = 1
-    blend: str = "gaussian"
+    blend: Literal["gaussian", "constant"] = "gaussian"
     sigma_scale: float = 0.125
     mirror_axes: tuple[int, ...] = ()
-    activation: str = "auto"
+    activation: Literal["auto", "softmax", "sigmoid"] = "auto"
     threshold: tuple[float, ...] | None = None
     keep_largest: tuple[int, ...] = ()
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < 1:
+            raise ConfigError(f"overlap: must be in [0, 1), got {self.overlap}")
 
 
 @dataclass(frozen=True)
@@ -318,6 +399,12 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = ", ".join(str(a) for a in allowed)
+            raise ConfigError(f"{where}: expected one of {choices}; got {value!r}")
+        return value
     if hint is Any:
         return value
     if hint is float:
@@ -348,11 +435,84 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
             f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
         )
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:  # a check in __post_init__ names the key within its section
+        raise ConfigError(f"{where}.{err}" if where else str(err)) from None
 
 
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """A :class:`Config` from nested plain data; raises :class:`ConfigError` naming the key."""
+# Keys that moved when TrainConfig was split by concern: old dotted path -> new dotted path.
+# Files and checkpoints written before keep loading; a FutureWarning names the new spelling.
+MOVED_KEYS: dict[str, str] = {
+    "train.regions": "data.regions",
+    "train.optimizer": "train.optimizer.name",
+    "train.lr": "train.optimizer.lr",
+    "train.momentum": "train.optimizer.momentum",
+    "train.weight_decay": "train.optimizer.weight_decay",
+    "train.nesterov": "train.optimizer.nesterov",
+    "train.grad_clip": "train.optimizer.grad_clip",
+    "train.schedule": "train.schedule.name",
+    "train.step_size": "train.schedule.step_size",
+    "train.step_gamma": "train.schedule.step_gamma",
+    "train.poly_power": "train.schedule.poly_power",
+    "train.warmup_epochs": "train.schedule.warmup_epochs",
+    "train.warmup_start_lr": "train.schedule.warmup_start_lr",
+    "train.early_stopping_patience": "train.stopping.patience",
+    "train.early_stopping_min_delta": "train.stopping.min_delta",
+    "train.max_minutes": "train.stopping.max_minutes",
+    "train.amp": "train.runtime.amp",
+    "train.device": "train.runtime.device",
+    "train.deterministic": "train.runtime.deterministic",
+    "train.threads": "train.runtime.threads",
+    "train.num_workers": "train.runtime.num_workers",
+    "train.log_grad_norms": "train.runtime.log_grad_norms",
+}
+
+
+def move_legacy_keys(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Plain config data with keys of :data:`MOVED_KEYS` moved to their new place.
+
+    Returns the new data (the input is not changed) and one ``"old -> new"`` line per moved key.
+    A key is old when it holds a value where a section now stands (``train.optimizer: sgd``)
+    or when its name no longer exists in its section.
+    """
+    out = copy.deepcopy(data)
+    moved = []
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        table = out.get(section)
+        if not isinstance(table, dict) or key not in table or isinstance(table[key], dict):
+            continue
+        value = table.pop(key)
+        *parents, leaf = new.split(".")
+        target = out
+        for name in parents:
+            target = target.setdefault(name, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{name}: expected a mapping, got {target!r}")
+        if leaf in target:
+            raise ConfigError(f"{old} and {new} both given; keep {new}")
+        target[leaf] = value
+        moved.append(f"{old} -> {new}")
+    return out, moved
+
+
+def config_from_dict(
+    data: dict[str, Any], *, warn_moved: bool = True, source: str = "config"
+) -> Config:
+    """A :class:`Config` from nested plain data; raises :class:`ConfigError` naming the key.
+
+    Keys written by earlier volseg versions are moved to their new place
+    (:func:`move_legacy_keys`), with one ``FutureWarning`` naming ``source`` and the keys, unless
+    ``warn_moved`` is false (checkpoints: the user cannot edit them).
+    """
+    data, moved = move_legacy_keys(data)
+    if moved and warn_moved:
+        warnings.warn(
+            f"{source}: keys moved, old spelling still read: {'; '.join(moved)}",
+            FutureWarning,
+            stacklevel=2,
+        )
     return _from_dict(Config, data, "")
 
 
@@ -384,7 +544,7 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     try:
-        config = config_from_dict(raw)
+        config = config_from_dict(raw, source=str(path))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     data = config.data

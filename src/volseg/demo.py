@@ -45,7 +45,8 @@ def run_demo(run_dir: Path, minutes: float | None = None, quiet: bool = False) -
     config = load_config(DEMO_DATA / "demo.yaml")
     train_cfg = config.train
     if minutes is not None:
-        train_cfg = dataclasses.replace(train_cfg, max_minutes=minutes)
+        stopping = dataclasses.replace(train_cfg.stopping, max_minutes=minutes)
+        train_cfg = dataclasses.replace(train_cfg, stopping=stopping)
     config = dataclasses.replace(
         config,
         run_dir=str(run_dir),

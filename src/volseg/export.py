@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from volseg._atomic import atomic_path
-from volseg.config import Config, config_from_dict
-from volseg.training.checkpoint import load_checkpoint
+from volseg.config import Config, config_from_dict, config_to_dict
+from volseg.training.checkpoint import load_run
 
 __all__ = ["ExportResult", "OnnxNetwork", "export_model", "export_run", "load_onnx"]
 
@@ -57,9 +57,15 @@ class _SegmentationOnly(nn.Module):
 
 
 class OnnxNetwork(nn.Module):
-    """An ONNX model run by onnxruntime (CPU), callable like a network on ``(B, C, *spatial)``."""
+    """An ONNX model run by onnxruntime (CPU), callable like a network on ``(B, C, *spatial)``.
 
-    def __init__(self, path: str | Path, divisor: int = 1) -> None:
+    It carries the exported net's ``spatial_dims`` and ``divisor`` (from the model's metadata),
+    so the Predictor runs it exactly like the PyTorch net.
+    """
+
+    output = "logits"
+
+    def __init__(self, path: str | Path, spatial_dims: int, divisor: int = 1) -> None:
         super().__init__()
         import onnxruntime
 
@@ -67,8 +73,12 @@ class OnnxNetwork(nn.Module):
         self.session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
-        self.input_name = self.session.get_inputs()[0].name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name = inputs[0].name
+        self.spatial_dims = spatial_dims
         self.divisor = divisor
+        self.in_channels = int(inputs[0].shape[1])  # channel axes are static, the rest dynamic
+        self.out_channels = int(outputs[0].shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().float().cpu().numpy())
@@ -139,7 +149,7 @@ def export_model(
                 got = [loaded(x).numpy() for x in inputs]
         else:
             _export_onnx(net, inputs[0], tmp, metadata or {})
-            runner = OnnxNetwork(tmp)
+            runner = OnnxNetwork(tmp, len(shapes[0]) - 2)
             got = [runner(x).numpy() for x in inputs]
         diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
         if not diff < allowed:  # raising here leaves no file: atomic_path removes ``tmp``
@@ -178,18 +188,14 @@ def export_run(
     run_dir: str | Path, path: str | Path, fmt: str = "onnx", tolerance: float = 1e-4
 ) -> ExportResult:
     """Export a run directory's (or checkpoint file's) network; see :func:`export_model`."""
-    from volseg.inference import find_checkpoint
-    from volseg.training.trainer import build_model
-
-    checkpoint = load_checkpoint(find_checkpoint(run_dir))
-    config = config_from_dict(checkpoint.config)
-    model = build_model(config, checkpoint.in_channels, len(checkpoint.labels))
-    model.load_state_dict(checkpoint.model)
-    model.eval()
-    divisor = int(getattr(model, "divisor", 1))
-    shapes = _example_shapes(config, checkpoint.in_channels, divisor)
-    metadata = _metadata(checkpoint.config, checkpoint.labels, checkpoint.in_channels)
+    run = load_run(run_dir)
+    model = run.model.eval()
+    divisor = int(model.divisor)
+    shapes = _example_shapes(run.config, run.in_channels, divisor)
+    config = config_to_dict(run.config)
+    metadata = _metadata(config, run.labels, run.in_channels)
     metadata["volseg.divisor"] = str(divisor)
+    metadata["volseg.spatial_dims"] = str(int(model.spatial_dims))
     return export_model(model, path, fmt, shapes, metadata, tolerance)
 
 
@@ -210,7 +216,8 @@ def load_onnx(path: str | Path) -> tuple[OnnxNetwork, Config, list[int], int]:
         raise ValueError(
             f"{path}: not exported by volseg export (no {', '.join(missing)} metadata)"
         )
-    config = config_from_dict(json.loads(meta["volseg.config"]))
+    config = config_from_dict(json.loads(meta["volseg.config"]), warn_moved=False)
     labels = [int(v) for v in json.loads(meta["volseg.labels"])]
-    network = OnnxNetwork(path, int(meta.get("volseg.divisor", "1")))
+    dims = int(meta.get("volseg.spatial_dims", len(config.train.patch_size)))
+    network = OnnxNetwork(path, dims, int(meta.get("volseg.divisor", "1")))
     return network, config, labels, int(meta["volseg.in_channels"])

@@ -18,126 +18,25 @@ the source grid (see ``docs/inference.md`` for a measured 512x512x300 case).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 
 from volseg._atomic import atomic_path
-from volseg.config import Config, InferConfig, config_from_dict
+from volseg.config import Config, InferConfig
 from volseg.data.preprocessing import preprocess, restore
+from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.layout import to_channels_last
-from volseg.nn.sliding_window import runs_on, sliding_window_forward
-from volseg.regions import Region, paint_labels, regions_to_labels
-from volseg.training.checkpoint import CheckpointError, load_checkpoint
-from volseg.training.trainer import build_model, resolve_regions
+from volseg.nn.sliding_window import infer_bf16, predict_logits, runs_on
+from volseg.regions import get_regions
+from volseg.training.checkpoint import load_run
 
-__all__ = [
-    "Predictor",
-    "decode_labels",
-    "find_checkpoint",
-    "keep_largest_component",
-    "write_probabilities",
-]
-
-
-def find_checkpoint(run_dir: str | Path) -> Path:
-    """The best checkpoint of a run directory (or the last, or ``run_dir`` itself if a file)."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        return run_dir
-    for name in ("checkpoint_best.pt", "checkpoint_last.pt"):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    raise CheckpointError(f"{run_dir}: no checkpoint_best.pt or checkpoint_last.pt in run dir")
-
-
-def _thresholds(threshold: Sequence[float] | None, count: int, default: float) -> list[float]:
-    if threshold is None:
-        return [default] * count
-    values = list(threshold)
-    if len(values) == 1:
-        return values * count
-    if len(values) != count:
-        raise ValueError(f"infer.threshold: {len(values)} values for {count} classes/regions")
-    return values
-
-
-# voxels decoded at a time: bounds the int64 index temporaries of arg-max and lookup
-_DECODE_VOXELS = 1 << 22
-
-
-def decode_labels(
-    probs: np.ndarray,
-    labels: Sequence[int],
-    activation: str,
-    threshold: Sequence[float] | None = None,
-    regions: Sequence[Region] | None = None,
-) -> np.ndarray:
-    """A label map ``(*S)`` of label values from probabilities ``(K, *S)``.
-
-    * softmax, no threshold: ``labels[argmax]``.
-    * softmax or sigmoid with thresholds (sigmoid default 0.5): foreground class ``k >= 1`` is a
-      candidate where ``p_k > t_k``; the most probable candidate wins; no candidate: background.
-    * regions (sigmoid, e.g. BraTS WT/TC/ET): each region thresholded (default 0.5), then painted
-      by :func:`volseg.regions.regions_to_labels` (BraTS: labels 2, 1, 4).
-
-    The map is ``uint8`` when every label value it can hold fits (else ``uint16`` or ``int32``);
-    it is decoded in slabs along the first axis, so temporaries stay small.
-    """
-    values = [*labels, *(paint_labels(regions) if regions else ())]
-    top, bottom = max(values, default=0), min(values, default=0)
-    dtype = np.int32 if bottom < 0 or top >= 65536 else np.uint16 if top >= 256 else np.uint8
-    out = np.empty(probs.shape[1:], dtype)
-    rows = max(1, _DECODE_VOXELS // max(1, math.prod(probs.shape[2:])))
-    for start in range(0, probs.shape[1], rows):
-        part = probs[:, start : start + rows]
-        out[start : start + rows] = _decode(part, labels, activation, threshold, regions)
-    return out
-
-
-def _decode(
-    probs: np.ndarray,
-    labels: Sequence[int],
-    activation: str,
-    threshold: Sequence[float] | None,
-    regions: Sequence[Region] | None,
-) -> np.ndarray:
-    if regions:
-        ts = _thresholds(threshold, len(regions), 0.5)
-        masks = np.stack([p > t for p, t in zip(probs, ts)])
-        return regions_to_labels(masks, regions)
-    if activation == "softmax" and threshold is None:
-        return np.asarray(labels)[probs.argmax(0)]
-    ts = _thresholds(threshold, len(labels) - 1, 0.5)
-    fg = probs[1:]
-    scores = np.where(fg > np.asarray(ts, dtype=fg.dtype).reshape(-1, *[1] * (fg.ndim - 1)), fg, -1)
-    best = scores.argmax(0)
-    index = np.where(scores.max(0) > -1, best + 1, 0)
-    return np.asarray(labels)[index]
-
-
-def keep_largest_component(
-    label: np.ndarray, values: Sequence[int], background: int = 0
-) -> np.ndarray:
-    """Keep only the largest connected component (full connectivity) of each label in ``values``.
-
-    Other components of that label become ``background``. ``label`` is ``(*S)``; a copy is returned.
-    """
-    out = label.copy()
-    structure = ndimage.generate_binary_structure(label.ndim, label.ndim)
-    for value in values:
-        components, count = ndimage.label(label == value, structure)
-        if count > 1:
-            sizes = np.bincount(components.ravel())[1:]
-            out[(components > 0) & (components != sizes.argmax() + 1)] = background
-    return out
+__all__ = ["Predictor", "write_probabilities"]
 
 
 def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) -> Path:
@@ -186,7 +85,10 @@ class Predictor:
         models = [model] if isinstance(model, nn.Module) else list(model)
         if not models:
             raise ValueError("Predictor needs at least one model")
-        self.spatial_dims = len(config.train.patch_size)
+        dims = {int(m.spatial_dims) for m in models}
+        if len(dims) != 1:
+            raise ValueError(f"ensemble members take different spatial dims {sorted(dims)}")
+        self.spatial_dims = dims.pop()
         if config.infer.channels_last:
             models = [to_channels_last(m) for m in models]
         self.models = [m.eval() for m in models]
@@ -194,16 +96,9 @@ class Predictor:
         self.config = config
         self.labels = list(labels)
         self.in_channels = in_channels
-        self.divisor = int(getattr(self.model, "divisor", 1))
-        self.regions = resolve_regions(config)
-        activation = config.infer.activation
-        if activation == "auto":
-            activation = "sigmoid" if self.regions else "softmax"
-        if activation not in ("softmax", "sigmoid"):
-            raise ValueError(
-                f"infer.activation must be auto, softmax or sigmoid, got {activation!r}"
-            )
-        self.activation = activation
+        self.regions = get_regions(config.data.regions) if config.data.regions else None
+        self.activation = resolve_activation(config.infer.activation, self.regions)
+        self.bf16 = infer_bf16(config.infer, config.train.runtime.amp)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **infer_overrides: object) -> Predictor:
@@ -217,11 +112,9 @@ class Predictor:
             network, config, labels, in_channels = load_onnx(run_dir)
             config = _with_infer(config, {"channels_last": False, **infer_overrides})
             return cls(network, config, labels, in_channels)
-        checkpoint = load_checkpoint(find_checkpoint(run_dir))
-        config = _with_infer(config_from_dict(checkpoint.config), infer_overrides)
-        model = build_model(config, checkpoint.in_channels, len(checkpoint.labels))
-        model.load_state_dict(checkpoint.model)
-        return cls(model, config, checkpoint.labels, checkpoint.in_channels)
+        run = load_run(run_dir)
+        config = _with_infer(run.config, infer_overrides)
+        return cls(run.model, config, run.labels, run.in_channels)
 
     @classmethod
     def from_runs(cls, run_dirs: Sequence[str | Path], **infer_overrides: object) -> Predictor:
@@ -273,25 +166,18 @@ class Predictor:
         """
         self._check(image)
         work, _, record = preprocess(image, self.config.preprocess)
-        infer = self.config.infer
-        amp = self.config.train.amp == "bf16"
         x = torch.from_numpy(work.array)
         total: torch.Tensor | None = None
         for model in self.models:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                logits = sliding_window_forward(
-                    model,
-                    x,
-                    infer.window,
-                    infer.overlap,
-                    infer.batch_size,
-                    int(getattr(model, "divisor", 1)),
-                    blend=infer.blend,
-                    sigma_scale=infer.sigma_scale,
-                    mirror_axes=infer.mirror_axes,
-                    model_dims=self.spatial_dims,
-                )
-            probs = logits.softmax(0) if self.activation == "softmax" else logits.sigmoid_()
+            logits = predict_logits(
+                model,
+                x,
+                self.config.infer,
+                model_dims=self.spatial_dims,
+                divisor=int(model.divisor),
+                bf16=self.bf16,
+            )
+            probs = probabilities(logits, self.activation)
             del logits
             total = probs if total is None else total.add_(probs)
         assert total is not None

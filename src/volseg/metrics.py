@@ -49,7 +49,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from volseg._atomic import atomic_path
-from volseg.regions import Region, get_regions
+from volseg.regions import Region, get_regions, labels_to_regions
 
 __all__ = [
     "DISTANCE_METRICS",
@@ -409,10 +409,10 @@ def evaluate_case(
         (str(label), p == label, r == label) for label in labels if label != 0
     ]
     if regions is not None:
-        pairs += [
-            (reg.name, np.isin(p, reg.labels), np.isin(r, reg.labels))
-            for reg in get_regions(regions)
-        ]
+        region_set = get_regions(regions)
+        p_regions = labels_to_regions(p[None], region_set)  # (1, *S): an explicit channel axis
+        r_regions = labels_to_regions(r[None], region_set)
+        pairs += [(reg.name, pm, rm) for reg, pm, rm in zip(region_set, p_regions, r_regions)]
     for key, pm, rm in pairs:
         scores = score_masks(
             pm, rm, spacing, metrics, tolerance=tolerance, empty_distance=empty_distance

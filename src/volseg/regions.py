@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -52,18 +52,26 @@ BRATS_REGIONS: tuple[Region, ...] = (
 _NAMED = {"brats": BRATS_REGIONS}
 
 
-def get_regions(regions: str | Sequence[Region]) -> tuple[Region, ...]:
-    """Resolve ``"brats"`` (the only named set) or pass a sequence of :class:`Region` through."""
+def get_regions(
+    regions: str | Sequence[Region] | Sequence[Sequence[int]],
+) -> tuple[Region, ...]:
+    """The regions of a name (``"brats"``), of :class:`Region` objects, or of label groups.
+
+    Label groups (``data.regions: [[1, 2], [2]]`` in a config) become regions named ``r0``,
+    ``r1``, ... in their order.
+    """
     if isinstance(regions, str):
         try:
             return _NAMED[regions.lower()]
         except KeyError:
             known = ", ".join(sorted(_NAMED))
             raise ValueError(f"unknown region set {regions!r}; known: {known}") from None
-    out = tuple(regions)
-    if not out or not all(isinstance(r, Region) and r.labels for r in out):
-        raise ValueError(f"regions must be a non-empty sequence of Region with labels, got {out}")
-    return out
+    items: tuple[Any, ...] = tuple(regions)
+    if items and all(isinstance(r, Region) and r.labels for r in items):
+        return items
+    if items and all(not isinstance(g, (str, Region)) and len(g) for g in items):
+        return tuple(Region(f"r{i}", tuple(int(v) for v in g)) for i, g in enumerate(items))
+    raise ValueError(f"regions must be a name, Regions or non-empty label groups, got {items}")
 
 
 def paint_labels(regions: str | Sequence[Region]) -> tuple[int, ...]:

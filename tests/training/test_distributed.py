@@ -16,14 +16,18 @@ from volseg.config import (
     DataConfig,
     InferConfig,
     ModelConfig,
+    OptimizerConfig,
     PreprocessConfig,
+    RuntimeConfig,
+    ScheduleConfig,
     TrainConfig,
     dump_config,
 )
 from volseg.data.synthetic import write_phantom_dataset
+from volseg.nn.build import build_model
 from volseg.training.checkpoint import load_checkpoint
 from volseg.training.distributed import torchrun_command
-from volseg.training.trainer import build_model, train
+from volseg.training.trainer import train
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -45,11 +49,9 @@ def config(root: Path, run_dir: Path, batch_size: int) -> Config:
             iterations_per_epoch=2,
             batch_size=batch_size,
             patch_size=(16, 16, 16),
-            optimizer="sgd",
-            lr=0.01,
-            momentum=0.9,
-            schedule="poly",
-            threads=1,
+            optimizer=OptimizerConfig("sgd", lr=0.01, momentum=0.9),
+            schedule=ScheduleConfig("poly"),
+            runtime=RuntimeConfig(threads=1),
         ),
         infer=InferConfig(window=None),
         run_dir=str(run_dir),
@@ -80,7 +82,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # DDP keeps ranks in lockstep
     # rank 0 alone wrote the run directory
     checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")
-    assert checkpoint.epoch == 2 and checkpoint.trainer["step"] == 4
+    assert checkpoint.epoch == 2 and checkpoint.trainer.step == 4
     assert all(torch.equal(checkpoint.model[k], rank0[k]) for k in rank0)
 
     single_config = config(root, tmp_path / "single", batch_size=2)

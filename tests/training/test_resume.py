@@ -21,33 +21,47 @@ from volseg.config import (
     InferConfig,
     LossConfig,
     ModelConfig,
+    OptimizerConfig,
     PreprocessConfig,
+    RuntimeConfig,
+    ScheduleConfig,
     TrainConfig,
     dump_config,
 )
 from volseg.data.synthetic import write_phantom_dataset
+from volseg.nn.build import build_model
 from volseg.regions import BRATS_REGIONS
+from volseg.training.callbacks import Callback
 from volseg.training.checkpoint import load_checkpoint
-from volseg.training.trainer import Callback, TrainState, build_model, region_targets, train
+from volseg.training.state import TrainState
+from volseg.training.step import region_targets
+from volseg.training.trainer import train
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def tiny_config(root: Path, run_dir: Path, **train_kwargs: object) -> Config:
+def tiny_config(
+    root: Path,
+    run_dir: Path,
+    regions: tuple[tuple[int, ...], ...] | None = None,
+    schedule: ScheduleConfig | None = None,
+    runtime: RuntimeConfig | None = None,
+    optimizer: OptimizerConfig | None = None,
+    **train_kwargs: object,
+) -> Config:
     train = {
         "epochs": 2,
         "iterations_per_epoch": 2,
         "batch_size": 2,
         "patch_size": (16, 16, 16),
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "schedule": "poly",
-        "warmup_epochs": 1,
-        "warmup_start_lr": 1e-4,
+        "optimizer": optimizer or OptimizerConfig("adam", lr=1e-3),
+        "schedule": schedule or ScheduleConfig("poly", warmup_epochs=1, warmup_start_lr=1e-4),
+        "runtime": runtime or RuntimeConfig(),
         **train_kwargs,
     }
+    data = DataConfig(root=str(root), labels=(0, 1, 2), regions=regions, val_cases=("case02",))
     return Config(
-        data=DataConfig(root=str(root), labels=(0, 1, 2), val_cases=("case02",)),
+        data=data,
         preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
         augment=AugmentConfig(affine_p=0.5, flip_axes=(0, 1, 2), intensity_p=0.5),
         model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
@@ -71,7 +85,7 @@ class StopAfter(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         if state.epoch == self.epoch:
-            state.stop_reason = "test interruption"
+            state.trainer.stop_reason = "test interruption"
 
 
 def test_straight_equals_half_resume_half(phantoms: Path, tmp_path: Path) -> None:
@@ -86,7 +100,8 @@ def test_straight_equals_half_resume_half(phantoms: Path, tmp_path: Path) -> Non
     b = load_checkpoint(tmp_path / "b" / "checkpoint_last.pt")
     assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
     assert a.metrics["val_dice"] == b.metrics["val_dice"]
-    assert a.trainer["step"] == b.trainer["step"] == 4
+    assert a.trainer.step == b.trainer.step == 4
+    assert a.trainer == dataclasses.replace(b.trainer, seconds=a.trainer.seconds)
     rows_a = list(csv.DictReader((tmp_path / "a" / "log.csv").open()))
     rows_b = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
     assert [r["epoch"] for r in rows_b] == ["1", "2"]
@@ -100,7 +115,7 @@ def test_straight_equals_half_resume_half(phantoms: Path, tmp_path: Path) -> Non
 
 
 def test_finished_run_can_be_extended(phantoms: Path, tmp_path: Path) -> None:
-    config = tiny_config(phantoms, tmp_path / "run", epochs=1, schedule="constant", warmup_epochs=0)
+    config = tiny_config(phantoms, tmp_path / "run", epochs=1, schedule=ScheduleConfig())
     train(config, progress=False)
     longer = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
     result = train(longer, progress=False, resume=True)
@@ -112,7 +127,9 @@ def test_finished_run_can_be_extended(phantoms: Path, tmp_path: Path) -> None:
 
 def test_sigkill_mid_epoch_leaves_a_resumable_run(phantoms: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    config = tiny_config(phantoms, run, epochs=200, iterations_per_epoch=3, threads=1)
+    config = tiny_config(
+        phantoms, run, epochs=200, iterations_per_epoch=3, runtime=RuntimeConfig(threads=1)
+    )
     config_path = tmp_path / "config.yaml"
     dump_config(config, config_path)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -148,7 +165,13 @@ def test_sigkill_mid_epoch_leaves_a_resumable_run(phantoms: Path, tmp_path: Path
 def test_logs_tensorboard_curves_and_grad_norms(phantoms: Path, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = tiny_config(phantoms, tmp_path / "run", epochs=2, log_grad_norms=True, grad_clip=1.0)
+    config = tiny_config(
+        phantoms,
+        tmp_path / "run",
+        epochs=2,
+        runtime=RuntimeConfig(log_grad_norms=True),
+        optimizer=OptimizerConfig("adam", lr=1e-3, grad_clip=1.0),
+    )
     train(config, progress=False)
     run = tmp_path / "run"
     rows = list(csv.DictReader((run / "log.csv").open()))
@@ -189,4 +212,4 @@ def test_region_regime_trains_sigmoid_channels(phantoms: Path, tmp_path: Path) -
     out = model.eval()(torch.zeros(1, 1, 16, 16, 16))
     assert out.shape == (1, 2, 16, 16, 16)  # one channel per region
     assert {"val_dice_r0", "val_dice_r1", "val_loss"} <= set(checkpoint.metrics)
-    assert result.best_dice is not None
+    assert result.monitor == "val_dice" and result.best_value is not None

@@ -53,7 +53,7 @@ def test_run_dir_holds_config_log_and_loadable_checkpoints(phantoms: Path, tmp_p
     config = tiny_config(phantoms, tmp_path / "run")
     result = train(config, progress=False)
     run = tmp_path / "run"
-    assert result.epochs == 2 and result.best_dice is not None
+    assert result.epochs == 2 and result.best_value is not None
     assert {"config.yaml", "log.csv", "checkpoint_last.pt", "checkpoint_best.pt"} <= {
         p.name for p in run.iterdir()
     }
@@ -64,7 +64,6 @@ def test_run_dir_holds_config_log_and_loadable_checkpoints(phantoms: Path, tmp_p
     assert checkpoint.epoch == 2 and checkpoint.labels == [0, 1, 2] and checkpoint.in_channels == 1
     resolved = config_from_dict(checkpoint.config)
     assert resolved.model == config.model and resolved.train == config.train
-    assert set(checkpoint.records) == {"case00", "case01", "case02"}
     # only tensors and plain data: weights_only loading must accept the file
     torch.load(run / "checkpoint_best.pt", weights_only=True)
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp files left
@@ -135,7 +134,7 @@ def test_a_2d_net_trains_on_slices_of_3d_scans_and_predicts_them(
         infer=InferConfig(window=(16, 16), batch_size=4),
     )
     result = train(config, progress=False)
-    assert result.epochs == 1 and result.best_dice is not None
+    assert result.epochs == 1 and result.best_value is not None
     case = find_cases(phantoms).cases[0]
     scan = read_volume(case.images[0])
     label = Predictor.from_run(tmp_path / "run").predict(case.images[0])

@@ -1,10 +1,12 @@
 """Run a fully convolutional network over a whole volume, at once or in overlapping windows.
 
-Used by validation (training) and by :mod:`volseg.inference`. Overlapping window outputs are
-blended with a constant or a Gaussian importance map (centre voxels count more than edge voxels,
-whose receptive field is cut by the window border; nnU-Net, Isensee et al. 2021). Windows are
-cut from the image on the host and moved to the model's device one batch at a time; the only
-full-size buffers are the output ``(K, *spatial)`` and one weight map ``(1, *spatial)``.
+:func:`predict_logits` is the one prediction path: validation during training and
+:class:`volseg.inference.Predictor` both call it with the run's ``infer`` settings.
+Overlapping window outputs are blended with a constant or a Gaussian importance map (centre
+voxels count more than edge voxels, whose receptive field is cut by the window border; nnU-Net,
+Isensee et al. 2021). Windows are cut from the image on the host and moved to the model's device
+one batch at a time; the only full-size buffers are the output ``(K, *spatial)`` and one weight
+map ``(1, *spatial)``.
 
 Test-time augmentation by mirroring runs the whole window pass on each mirrored copy of the image
 and averages the un-mirrored outputs, so a mirror-symmetric image gets a mirror-symmetric output
@@ -25,11 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from volseg.config import InferConfig
+
 __all__ = [
     "count_windows",
     "gaussian_importance",
+    "infer_bf16",
     "mirror_combinations",
     "pad_to_multiple",
+    "predict_logits",
     "runs_on",
     "sliding_window_forward",
     "window_starts",
@@ -234,3 +240,38 @@ def sliding_window_forward(
 def count_windows(shape: Sequence[int], window: Sequence[int], overlap: float) -> int:
     """How many windows cover an image of ``shape`` (forward passes = this / batch size)."""
     return math.prod(len(window_starts(s, min(w, s), overlap)) for s, w in zip(shape, window))
+
+
+def infer_bf16(infer: InferConfig, train_amp: str) -> bool:
+    """Whether prediction runs under bf16 autocast: ``infer.precision``, where ``auto`` follows
+    the precision the run trained with (``train.runtime.amp``)."""
+    return infer.precision == "bf16" or (infer.precision == "auto" and train_amp == "bf16")
+
+
+def predict_logits(
+    model: Network,
+    image: torch.Tensor,
+    infer: InferConfig,
+    *,
+    model_dims: int,
+    divisor: int,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """Network outputs ``(K, *spatial)`` (float32, host) for an image ``(C, *spatial)`` with the
+    window, overlap, blending and mirroring of ``infer``, under bf16 autocast if ``bf16``.
+
+    Validation and the Predictor both call this, so validation scores what inference will predict.
+    """
+    with torch.autocast(_device_of(model).type, dtype=torch.bfloat16, enabled=bf16):
+        return sliding_window_forward(
+            model,
+            image,
+            infer.window,
+            infer.overlap,
+            infer.batch_size,
+            divisor,
+            blend=infer.blend,
+            sigma_scale=infer.sigma_scale,
+            mirror_axes=infer.mirror_axes,
+            model_dims=model_dims,
+        )

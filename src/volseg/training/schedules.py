@@ -1,12 +1,14 @@
 """The papers' optimisation recipes: optimisers, learning-rate schedules, early stopping.
 
-Every number comes from :class:`volseg.config.TrainConfig`; nothing is hard-coded.
+Every number comes from :class:`volseg.config.TrainConfig` (its ``optimizer``, ``schedule`` and
+``stopping`` parts); nothing is hard-coded.
 
 * V-Net (Milletari 2016): SGD, momentum 0.99, lr 1e-4 divided by 10 every 25K iterations:
-  ``optimizer: sgd, momentum: 0.99, lr: 1e-4, schedule: step, step_size: 25000``.
+  ``optimizer: {name: sgd, momentum: 0.99, lr: 1e-4}, schedule: {name: step, step_size: 25000}``.
 * Myronenko / Adeniji: Adam, lr0 1e-4, ``lr0 * (1 - e / 300) ** 0.9``, L2 weight decay 1e-5,
-  linear warm-up over 10 epochs, early stopping: ``optimizer: adam, schedule: poly, epochs: 300,
-  weight_decay: 1e-5, warmup_epochs: 10, warmup_start_lr: 1e-6, early_stopping_patience: ...``.
+  linear warm-up over 10 epochs, early stopping: ``epochs: 300, optimizer: {name: adam,
+  weight_decay: 1e-5}, schedule: {name: poly, warmup_epochs: 10, warmup_start_lr: 1e-6},
+  stopping: {patience: ...}``.
 
 The learning rate is a pure function of the global iteration (:func:`learning_rate`), so a
 resumed run reproduces it exactly; :func:`build_scheduler` wraps it in a ``LambdaLR`` whose
@@ -22,30 +24,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from volseg.config import TrainConfig
+from volseg.config import OptimizerConfig, StoppingConfig, TrainConfig
 
 __all__ = [
-    "EarlyStopping",
+    "StoppingStep",
     "build_optimizer",
     "build_scheduler",
+    "early_stopping",
     "learning_rate",
     "main_schedule_lr",
 ]
-
-SCHEDULES = ("constant", "step", "poly")
-
-
-def _check(train: TrainConfig) -> None:
-    if train.schedule not in SCHEDULES:
-        raise ValueError(
-            f"train.schedule must be one of {', '.join(SCHEDULES)}: {train.schedule!r}"
-        )
-    if train.schedule == "step" and train.step_size < 1:
-        raise ValueError(f"train.step_size must be >= 1, got {train.step_size}")
-    if train.warmup_epochs < 0:
-        raise ValueError(f"train.warmup_epochs must be >= 0, got {train.warmup_epochs}")
-    if train.iterations_per_epoch < 1 or train.epochs < 1:
-        raise ValueError("train.epochs and train.iterations_per_epoch must be >= 1")
 
 
 def main_schedule_lr(train: TrainConfig, step: int) -> float:
@@ -56,13 +44,13 @@ def main_schedule_lr(train: TrainConfig, step: int) -> float:
     * ``poly``: ``lr0 * (1 - e / epochs) ** poly_power`` with ``e = step // iterations_per_epoch``
       the finished epochs (per epoch, as Myronenko updates it); 0 beyond ``epochs``.
     """
-    _check(train)
-    if train.schedule == "constant":
-        return train.lr
-    if train.schedule == "step":
-        return train.lr * train.step_gamma ** (step // train.step_size)
+    schedule, lr0 = train.schedule, train.optimizer.lr
+    if schedule.name == "constant":
+        return lr0
+    if schedule.name == "step":
+        return lr0 * schedule.step_gamma ** (step // schedule.step_size)
     epoch = step // train.iterations_per_epoch
-    return train.lr * max(0.0, 1.0 - epoch / train.epochs) ** train.poly_power
+    return lr0 * max(0.0, 1.0 - epoch / train.epochs) ** schedule.poly_power
 
 
 def learning_rate(train: TrainConfig, step: int) -> float:
@@ -73,31 +61,29 @@ def learning_rate(train: TrainConfig, step: int) -> float:
     schedule at the first iteration after warm-up, so the curve is continuous; warm-up is per
     epoch (constant within an epoch), like the papers' epoch-wise schedules.
     """
-    _check(train)
     epoch = step // train.iterations_per_epoch
-    warm = train.warmup_epochs
+    warm, start = train.schedule.warmup_epochs, train.schedule.warmup_start_lr
     if warm and epoch < warm:
         target = main_schedule_lr(train, warm * train.iterations_per_epoch)
-        return train.warmup_start_lr + (target - train.warmup_start_lr) * epoch / warm
+        return start + (target - start) * epoch / warm
     return main_schedule_lr(train, step)
 
 
-def build_optimizer(train: TrainConfig, params: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(
+    optimizer: OptimizerConfig, params: Sequence[nn.Parameter]
+) -> torch.optim.Optimizer:
     """SGD (with momentum), Adam or AdamW from the config, L2 weight decay included."""
-    name = train.optimizer.lower()
-    if name == "sgd":
+    if optimizer.name == "sgd":
         return torch.optim.SGD(
             params,
-            lr=train.lr,
-            momentum=train.momentum,
-            weight_decay=train.weight_decay,
-            nesterov=train.nesterov,
+            lr=optimizer.lr,
+            momentum=optimizer.momentum,
+            weight_decay=optimizer.weight_decay,
+            nesterov=optimizer.nesterov,
         )
-    if name == "adam":
-        return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
-    raise ValueError(f"train.optimizer: unknown {train.optimizer!r}; use sgd, adam or adamw")
+    if optimizer.name == "adam":
+        return torch.optim.Adam(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
+    return torch.optim.AdamW(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
 
 
 def build_scheduler(
@@ -109,41 +95,35 @@ def build_scheduler(
     goes in the checkpoint; the formula is rebuilt from the config, so a resumed run with more
     epochs follows the new ``poly`` horizon.
     """
-    _check(train)
-    if train.lr <= 0:
-        raise ValueError(f"train.lr must be > 0, got {train.lr}")
 
     def factor(step: int) -> float:
-        return learning_rate(train, step) / train.lr
+        return learning_rate(train, step) / train.optimizer.lr
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@dataclass
-class EarlyStopping:
-    """Stop when a validation metric (higher is better) stalls for ``patience`` epochs.
+@dataclass(frozen=True)
+class StoppingStep:
+    """Early stopping after one epoch: its best score, epochs without a gain, and the verdict."""
 
-    ``update(value)`` returns True when training should stop. ``patience <= 0`` never stops.
-    The state (best value, epochs since) is plain data for the checkpoint.
+    best: float
+    since_best: int
+    stop: bool
+
+
+def early_stopping(
+    score: float, best: float, since_best: int, stopping: StoppingConfig
+) -> StoppingStep:
+    """Update early stopping with an epoch's ``score`` (higher is better).
+
+    A gain is a score above ``best + stopping.min_delta``; training stops after
+    ``stopping.patience`` epochs without one (``patience <= 0`` never stops). A NaN score (no
+    validation cases scored) changes nothing.
     """
-
-    patience: int
-    min_delta: float = 0.0
-    best: float = -math.inf
-    epochs_since_best: int = 0
-
-    def update(self, value: float) -> bool:
-        if math.isnan(value):
-            return False
-        if value > self.best + self.min_delta:
-            self.best, self.epochs_since_best = value, 0
-        else:
-            self.epochs_since_best += 1
-        return 0 < self.patience <= self.epochs_since_best
-
-    def state_dict(self) -> dict[str, float]:
-        return {"best": self.best, "epochs_since_best": self.epochs_since_best}
-
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.best = float(state["best"])
-        self.epochs_since_best = int(state["epochs_since_best"])
+    if math.isnan(score):
+        return StoppingStep(best, since_best, False)
+    if score > best + stopping.min_delta:
+        best, since_best = score, 0
+    else:
+        since_best += 1
+    return StoppingStep(best, since_best, 0 < stopping.patience <= since_best)

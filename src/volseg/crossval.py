@@ -8,8 +8,9 @@ cross-validation) writes into ``CV_DIR`` (default ``config.run_dir``):
   on every later call, so an interrupted cross-validation resumes with the same folds;
 * ``fold_K/`` — an ordinary training run validating on fold K (resumed if interrupted, skipped
   if finished);
-* ``metrics.csv`` — Dice per held-out case and label (and region, for region models), scored
-  on the scan's own grid by :class:`volseg.inference.Predictor`;
+* ``metrics.csv`` — Dice per held-out case and label (and region, for region models): the
+  :class:`volseg.inference.Predictor`'s label map on the scan's own grid, scored by
+  :func:`volseg.metrics.evaluate_case` as ``volseg evaluate`` scores it;
 * ``summary.json`` — mean Dice per fold and pooled over all held-out cases.
 
 :func:`ensemble_predictor` averages the folds' class probabilities for new scans.
@@ -29,19 +30,18 @@ import numpy as np
 
 from volseg.config import Config
 from volseg.data.layouts import Case, find_cases
+from volseg.data.splits import kfold_splits
 from volseg.inference import Predictor
 from volseg.io import read_volume
-from volseg.metrics import dice
-from volseg.regions import labels_to_regions
+from volseg.metrics import evaluate_case
 from volseg.training.checkpoint import load_checkpoint
-from volseg.training.trainer import resolve_regions, train
+from volseg.training.trainer import train
 
 __all__ = [
     "CVResult",
     "cross_validate",
     "ensemble_predictor",
     "fold_config",
-    "kfold_splits",
     "read_splits",
     "write_splits",
 ]
@@ -55,25 +55,6 @@ class CVResult:
     run_dirs: list[Path]
     fold_metrics: list[dict[str, float]]
     pooled: dict[str, float]
-
-
-def kfold_splits(case_ids: Sequence[str], folds: int, seed: int) -> list[dict[str, Any]]:
-    """``folds`` disjoint validation sets covering every case once, with their training sets.
-
-    The ids are sorted, shuffled by ``numpy.random.default_rng(seed)`` and dealt round-robin,
-    so the split depends only on the set of ids, ``folds`` and ``seed``.
-    """
-    ids = sorted(case_ids)
-    if len(set(ids)) != len(ids):
-        raise ValueError("case ids must be unique for cross-validation")
-    if not 2 <= folds <= len(ids):
-        raise ValueError(f"--folds must be between 2 and the number of cases ({len(ids)})")
-    order = np.random.default_rng(seed).permutation(len(ids))
-    splits = []
-    for fold in range(folds):
-        val = sorted(ids[i] for i in order[fold::folds])
-        splits.append({"fold": fold, "train": [i for i in ids if i not in val], "val": val})
-    return splits
 
 
 def write_splits(splits: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -103,22 +84,21 @@ def _fold_done(run_dir: Path, epochs: int) -> bool:
     if not last.is_file():
         return False
     checkpoint = load_checkpoint(last)
-    return checkpoint.epoch >= epochs or bool(checkpoint.trainer.get("stop_reason"))
+    return checkpoint.epoch >= epochs or checkpoint.trainer.stop_reason is not None
 
 
-def _score_case(
-    predictor: Predictor, case: Case, labels: Sequence[int], config: Config
-) -> dict[str, float]:
+def _score_case(predictor: Predictor, case: Case) -> dict[str, float]:
     assert case.label is not None
-    pred = predictor.predict(list(case.images)).array[0]
-    ref = read_volume(case.label).array[0]
-    scores = {f"dice_{k}": dice(pred == k, ref == k) for k in labels if k != 0}
-    regions = resolve_regions(config)
-    if regions:
-        pred_r, ref_r = labels_to_regions(pred, regions), labels_to_regions(ref, regions)
-        for r, region in enumerate(regions):
-            scores[f"dice_{region.name}"] = dice(pred_r[r], ref_r[r])
-    return scores
+    pred = predictor.predict(list(case.images))
+    ref = read_volume(case.label)
+    return evaluate_case(
+        pred.array[0],
+        ref.array[0],
+        tuple(reversed(ref.spacing)),
+        predictor.labels,
+        metrics=("dice",),
+        regions=predictor.regions,
+    )
 
 
 def _mean_rows(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -165,9 +145,8 @@ def cross_validate(
             train(cfg, progress=progress, resume=resume)
         run_dirs.append(run_dir)
         predictor = Predictor.from_run(run_dir)
-        labels = predictor.labels
         fold_rows = [
-            {"fold": split["fold"], "case": i, **_score_case(predictor, by_id[i], labels, cfg)}
+            {"fold": split["fold"], "case": i, **_score_case(predictor, by_id[i])}
             for i in split["val"]
         ]
         rows += fold_rows

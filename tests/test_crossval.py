@@ -19,11 +19,12 @@ from volseg.config import (
     TrainConfig,
     dump_config,
 )
+from volseg.crossval import ensemble_predictor
+from volseg.data.splits import kfold_splits
 from volseg.data.synthetic import write_phantom_dataset
 from volseg.inference import Predictor
 from volseg.io import read_volume
 from volseg.metrics import dice
-from volseg.training.crossval import ensemble_predictor, kfold_splits
 
 
 def test_kfold_splits_are_deterministic_disjoint_and_cover() -> None:

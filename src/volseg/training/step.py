@@ -1,0 +1,92 @@
+"""One optimiser step: targets for the label regime, forward under autocast, loss, backward."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from volseg.regions import Region, batch_labels_to_regions
+from volseg.training.state import TrainState
+
+__all__ = ["autocast", "region_targets", "to_float", "train_step"]
+
+
+def autocast(amp: str, device: torch.device) -> torch.autocast:
+    """bf16 autocast on CPU or CUDA, fp16 on CUDA only, or a disabled context."""
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("train.runtime.amp fp16 needs CUDA; use bf16 on CPU")
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=amp != "none")
+
+
+def region_targets(
+    target: torch.Tensor, labels: Sequence[int], regions: Sequence[Region]
+) -> torch.Tensor:
+    """Class indices ``(B, 1, *spatial)`` -> float region masks ``(B, R, *spatial)``.
+
+    Index ``k`` stands for label value ``labels[k]``; region ``r`` is on where that value is in
+    ``regions[r].labels`` (:func:`volseg.regions.batch_labels_to_regions`).
+    """
+    values = torch.tensor(list(labels), device=target.device)[target.long()]
+    return batch_labels_to_regions(values, regions).float()
+
+
+def to_float(output: Any) -> Any:
+    """The network output in fp32: a tensor, or a (named) tuple / dataclass of tensors."""
+    if isinstance(output, torch.Tensor):
+        return output.float()
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return dataclasses.replace(
+            output,
+            **{
+                f.name: to_float(getattr(output, f.name))
+                for f in dataclasses.fields(output)
+                if isinstance(getattr(output, f.name), torch.Tensor)
+            },
+        )
+    if isinstance(output, tuple):
+        items = [to_float(o) for o in output]
+        return type(output)(*items) if hasattr(output, "_fields") else tuple(items)
+    return output
+
+
+def train_step(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: torch.Tensor,
+    loss_fn: nn.Module,
+    state: TrainState,
+    device: torch.device,
+    after_backward: Callable[[], None] = lambda: None,
+) -> dict[str, float]:
+    """One optimiser step on a batch: forward under autocast, backward through the scaler,
+    optional gradient clipping, optimiser and scheduler step. Returns ``loss`` and every term.
+
+    Args:
+        model: the network to call (the DDP wrapper under DDP).
+        image: ``(B, C, *spatial)``; target: ``(B, 1, *spatial)`` class indices.
+    """
+    train = state.config.train
+    image, target = image.to(device), target.to(device)
+    if state.regions:
+        target = region_targets(target, state.labels, state.regions)
+    state.optimizer.zero_grad(set_to_none=True)
+    with autocast(train.runtime.amp, device):
+        output = model(image)
+    loss = loss_fn(to_float(output), target, image)
+    state.scaler.scale(loss.total).backward()
+    state.scaler.unscale_(state.optimizer)
+    after_backward()
+    if train.optimizer.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.optimizer.grad_clip)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.scheduler.step()
+    terms = {name: float(value.detach()) for name, value in loss.terms.items()}
+    if len(terms) == 1:  # a single-term loss: its term is the total
+        terms = {}
+    return {"loss": float(loss.total.detach()), **terms}

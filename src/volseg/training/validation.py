@@ -1,0 +1,85 @@
+"""Validation during training: predict each held-out case as inference will, then score it.
+
+The prediction is :func:`volseg.nn.sliding_window.predict_logits` with the run's ``infer``
+settings (window, overlap, blending, mirroring, precision), decoded by
+:func:`volseg.decoding.decode_labels` (activation, thresholds, regions, largest components) and
+scored by :func:`volseg.metrics.evaluate_case`: the same three functions the Predictor and
+``volseg evaluate`` use. Scores are on the preprocessed grid (spacing in mm), not the scan's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from volseg.config import Config
+from volseg.data.sampling import LoadedCase
+from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
+from volseg.metrics import evaluate_case
+from volseg.nn.sliding_window import infer_bf16, predict_logits
+from volseg.regions import get_regions
+from volseg.training.step import region_targets
+
+__all__ = ["validate", "validation_metrics"]
+
+
+def validation_metrics(config: Config) -> tuple[str, ...]:
+    """The metrics validation computes: Dice always, HD95 when ``train.monitor`` follows it."""
+    return ("dice", "hd95") if config.train.monitor == "val_hd95" else ("dice",)
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    cases: Sequence[LoadedCase],
+    config: Config,
+    labels: Sequence[int],
+    loss_fn: nn.Module | None = None,
+) -> dict[str, list[float]]:
+    """Per-case scores keyed ``val_<metric>_<name>`` (and ``val_loss``), one value per case.
+
+    ``name`` is a foreground label value, or a region name (``WT``...) for ``data.regions`` runs.
+    ``val_loss`` is the training loss on the whole case's outputs (for a VAE loss its Dice term:
+    the VAE branch is off in eval mode). Every rank returns the same keys, also without cases.
+    """
+    model.eval()
+    infer = config.infer
+    regions = get_regions(config.data.regions) if config.data.regions is not None else None
+    activation = resolve_activation(infer.activation, regions)
+    metrics = validation_metrics(config)
+    names = [r.name for r in regions] if regions else [str(k) for k in labels[1:]]
+    scores: dict[str, list[float]] = {f"val_{m}_{n}": [] for n in names for m in metrics}
+    if loss_fn is not None:
+        scores["val_loss"] = []
+    bf16 = infer_bf16(infer, config.train.runtime.amp)
+    divisor = int(model.divisor)
+    for case in cases:
+        logits = predict_logits(
+            model,
+            case.image,
+            infer,
+            model_dims=len(config.train.patch_size),
+            divisor=divisor,
+            bf16=bf16,
+        )
+        probs = probabilities(logits, activation).numpy()
+        pred = decode_labels(probs, labels, activation, infer.threshold, regions)
+        if infer.keep_largest:
+            pred = keep_largest_component(pred, infer.keep_largest, labels[0])
+        truth = np.asarray(labels)[case.target[0].numpy()]
+        spacing = tuple(reversed(case.record.grid.spacing))  # array order
+        row = evaluate_case(
+            pred, truth, spacing, [] if regions else labels, metrics=metrics, regions=regions
+        )
+        for key, value in row.items():
+            scores[f"val_{key}"].append(value)
+        if loss_fn is not None:
+            target = case.target[None]
+            if regions:
+                target = region_targets(target, labels, regions)
+            scores["val_loss"].append(float(loss_fn(logits[None], target).total))
+    model.train()
+    return scores
