@@ -307,23 +307,14 @@ def _to_float(output: Any) -> Any:
 def _loss_terms(
     loss_fn: nn.Module, output: Any, target: torch.Tensor, image: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The total loss and every term to log.
+    """The total loss and every term to log: ``{"loss": total, **result.terms}`` as floats.
 
-    A plain network output goes to ``loss_fn(logits, target)``. A VAE output (with
-    ``reconstruction``) goes to ``loss_fn(output, target, image)``. A loss may return a tensor or
-    a dict of terms holding the total under ``"loss"``.
+    Every registered loss takes ``(output, target, image)`` (logits or a VAE output) and returns
+    a :class:`~volseg.losses.LossOutput`.
     """
-    if hasattr(output, "reconstruction"):
-        result = loss_fn(output, target, image)
-    else:
-        result = loss_fn(output, target)
-    if isinstance(result, dict):
-        total = result["loss"]
-        terms = {k: float(v.detach()) for k, v in result.items()}
-    else:
-        total = result
-        terms = {"loss": float(result.detach())}
-    return total, terms
+    result = loss_fn(output, target, image)
+    terms = {name: float(value.detach()) for name, value in result.terms.items()}
+    return result.total, {"loss": float(result.total.detach()), **terms}
 
 
 def train_step(
@@ -413,8 +404,7 @@ def validate(
                     scores.setdefault(f"val_dice_{name}", []).append(dice(pred == k, truth == k))
             if loss_fn is not None:  # a VAE loss given plain logits scores its Dice term
                 loss = loss_fn(logits[None], target)
-                value = loss["loss"] if isinstance(loss, dict) else loss
-                scores.setdefault("val_loss", []).append(float(value))
+                scores.setdefault("val_loss", []).append(float(loss.total))
     model.train()
     return scores
 
