@@ -108,6 +108,8 @@ def test_every_registered_loss(name: str) -> None:
         on_logits = loss_fn(logits, target, image)
         names_on_logits.add(tuple(_check(on_logits, logits)))
         torch.testing.assert_close(loss_fn(logits, target).total, on_logits.total)
+        if regions:  # boolean masks (volseg.regions' output) are region masks too
+            torch.testing.assert_close(loss_fn(logits, target.bool()).total, on_logits.total)
         # the VAE net's training output
         on_vae = loss_fn(vae, target, image)
         if name == "vae":

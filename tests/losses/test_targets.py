@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from volseg.losses import VNetDiceLoss, one_hot, vnet_dice_loss
+from volseg.losses import CrossEntropyLoss, VNetDiceLoss, one_hot, vnet_dice_loss
 
 
 def test_one_hot() -> None:
@@ -27,3 +27,13 @@ def test_shape_errors() -> None:
     # integer labels must be (B, 1, *S) or (B, *S)
     with pytest.raises(ValueError):
         VNetDiceLoss()(torch.randn(1, 2, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.int64))
+
+
+def test_boolean_region_masks_select_the_sigmoid_regime() -> None:
+    # volseg.regions.batch_labels_to_regions returns boolean masks: same loss as float masks
+    gen = torch.Generator().manual_seed(9)
+    logits = torch.randn(2, 3, 4, 5, generator=gen)
+    masks = torch.rand(2, 3, 4, 5, generator=gen) > 0.5
+    for loss_fn in (VNetDiceLoss(), CrossEntropyLoss("inverse_frequency")):
+        expected = loss_fn(logits, masks.float()).total
+        torch.testing.assert_close(loss_fn(logits, masks).total, expected)

@@ -1,8 +1,8 @@
 """Targets and activations shared by the losses: label shapes, one-hot, the two regimes.
 
 The **target** chooses the regime (so the config never repeats it): integer labels mean a softmax
-over exclusive classes; a floating-point target shaped like the logits means a sigmoid per
-overlapping region.
+over exclusive classes; a floating-point (or boolean) target shaped like the logits means a
+sigmoid per overlapping region.
 """
 
 from __future__ import annotations
@@ -53,8 +53,12 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def is_region_target(logits: torch.Tensor, target: torch.Tensor) -> bool:
-    """True for the sigmoid regime: a floating-point target shaped like the logits."""
-    return target.is_floating_point() and target.shape == logits.shape
+    """True for the sigmoid regime: a floating-point or boolean target shaped like the logits.
+
+    Boolean masks are what :func:`volseg.regions.batch_labels_to_regions` returns.
+    """
+    masks = target.is_floating_point() or target.dtype == torch.bool
+    return masks and target.shape == logits.shape
 
 
 def probs_and_target(
