@@ -40,7 +40,8 @@ def test_loss_output() -> None:
     out = LossOutput.weighted({"a": a, "b": b}, {"a": 0.5, "b": 0.0})
     assert out.total.item() == 1.0  # b has weight 0: reported, not added
     assert out.terms == {"a": a, "b": b}
-    assert LossOutput.single("a", a) == LossOutput(a, {"a": a})
+    single = LossOutput.single("a", a)
+    assert single.total is a and single.terms == {"a": a}
     with pytest.raises(dataclasses.FrozenInstanceError):
         out.total = b  # type: ignore[misc]
     with pytest.raises(ValueError, match="scalar"):

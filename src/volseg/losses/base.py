@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -42,9 +42,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LossOutput:
-    """The result of every registered loss.
+    """The result of every registered loss (compared and hashed by identity: it holds tensors).
 
     Attributes:
         total: scalar tensor to backpropagate (the weighted sum of the terms).
@@ -81,7 +81,6 @@ class LossOutput:
         return cls(total, dict(terms))
 
 
-@runtime_checkable
 class HasLogits(Protocol):
     """A network output that carries its segmentation logits (e.g. ``VAEOutput``)."""
 
