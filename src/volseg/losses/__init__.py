@@ -17,9 +17,9 @@ Two regimes, chosen by the **target** handed to a module (so the config never re
 * **softmax over exclusive labels**: ``loss(logits (B, C, *S), labels (B, 1, *S) or (B, *S)
   integer)``; the module applies a softmax over C and one-hot encodes the labels;
 * **sigmoid over overlapping regions** (BraTS whole tumour / core / enhancing, see
-  :mod:`volseg.regions`): ``loss(logits (B, R, *S), masks (B, R, *S) floating point)``; the module
-  applies a sigmoid per channel. A floating-point target with as many channels as the logits
-  selects this regime.
+  :mod:`volseg.regions`): ``loss(logits (B, R, *S), masks (B, R, *S) float or bool)``; the module
+  applies a sigmoid per channel. A float or boolean target shaped like the logits selects this
+  regime.
 
 The pure functions (``vnet_dice_loss``, ``cross_entropy_loss``, ``vae_loss``...) return tensors;
 they take probabilities (Dice family) or logits (cross-entropy family) and one-hot / region

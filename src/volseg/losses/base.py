@@ -101,7 +101,8 @@ class Loss(nn.Module):
     """Base of the registered losses: ``forward(output, target, image=None) -> LossOutput``.
 
     ``target``: integer labels ``(B, 1, *S)`` or ``(B, *S)`` (softmax over exclusive labels) or
-    float region masks shaped like the logits (sigmoid per region); see :mod:`volseg.losses`.
+    float or boolean region masks shaped like the logits (sigmoid per region); see
+    :mod:`volseg.losses`.
     """
 
     def forward(
