@@ -119,7 +119,7 @@ def main() -> None:
     )
     peer = MonaiVNet(spatial_dims=3, in_channels=1, out_channels=2)
     peer_opt = torch.optim.SGD(peer.parameters(), lr=1e-4, momentum=0.99)
-    theirs = plain_step(peer, lambda out: dice(_float(out), target), peer_opt, image, amp)
+    theirs = plain_step(peer, lambda out: dice(_float(out), target).total, peer_opt, image, amp)
     t_ours = time_call(ours, args.repeat)
     rows.append(
         (
@@ -155,7 +155,7 @@ def main() -> None:
 
     def peer_loss(out: object) -> torch.Tensor:
         seg, vae_term = out  # type: ignore[misc]
-        return soft_dice(_float(seg), regions) + vae_term
+        return soft_dice(_float(seg), regions).total + vae_term
 
     theirs = plain_step(peer, peer_loss, peer_opt, image, amp)
     t_ours = time_call(ours, args.repeat)
