@@ -154,9 +154,7 @@ def test_every_net_is_a_network(name: str, dims: int) -> None:
 
 
 def test_check_network_names_what_is_wrong() -> None:
-    with pytest.raises(
-        TypeError, match="Conv2d is not a Network: no spatial_dims, divisor"
-    ):
+    with pytest.raises(TypeError, match="Conv2d is not a Network: no spatial_dims, divisor"):
         check_network(nn.Conv2d(1, 1, 3))
     model = _build("resunet", {}, 2)
     model.divisor = 0
