@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from volseg.nn import create_model, list_models
+from volseg.nn import check_network, create_model, list_models
 from volseg.nn.analysis import analyze_model, count_parameters, format_analysis
 
 
@@ -204,7 +204,7 @@ def test_flops_equal_torch_flop_counter(name: str) -> None:
     kwargs = SMALL[name][0][0]
     model = create_model(name, **kwargs).eval()
     size = (32, 32, 32) if kwargs.get("spatial_dims", 3) == 3 else (64, 64)
-    channels = int(kwargs.get("in_channels", getattr(model, "in_channels", 1)))
+    channels = check_network(model).in_channels
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(torch.zeros(1, channels, *size))

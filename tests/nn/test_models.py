@@ -78,7 +78,7 @@ def _size(model: nn.Module, dims: int) -> tuple[int, ...]:
     vae_size = getattr(model, "vae_input_size", None)
     if vae_size is not None:
         return tuple(vae_size)
-    d = int(model.divisor)  # type: ignore[arg-type]
+    d = check_network(model).divisor
     return (d, 2 * d, d)[-dims:] if dims == 3 else (2 * d, d)
 
 
@@ -359,9 +359,9 @@ def test_recipe_builds_its_net(path: Path) -> None:
     kwargs.setdefault("in_channels", 1)
     with torch.device("meta"):  # paper-size nets without allocating their weights
         model = create_model(config.model.name, **kwargs)
-    dims = getattr(model, "spatial_dims", 3)
-    assert len(config.train.patch_size) == dims
-    assert all(p % model.divisor == 0 for p in config.train.patch_size)  # type: ignore[operator]
+    net = check_network(model)
+    assert len(config.train.patch_size) == net.spatial_dims
+    assert all(p % net.divisor == 0 for p in config.train.patch_size)
 
 
 @pytest.mark.slow
