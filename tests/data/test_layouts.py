@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
-from volseg.data.layouts import Case, Dataset, LayoutError, find_cases, list_layouts
+from volseg.data.layouts import (
+    LAYOUTS,
+    Case,
+    Dataset,
+    LayoutError,
+    find_cases,
+    list_layouts,
+    register_layout,
+)
 from volseg.io import Volume, read_volume, write_volume
 
 SPACING = (0.8, 1.1, 2.5)
@@ -339,49 +348,104 @@ def test_folder_single_file(tmp_path: Path) -> None:
     assert ds.cases == (Case("scan", (path,), None),)
 
 
-# -- detection, determinism, errors -----------------------------------------------------------
+# -- every registered layout ------------------------------------------------------------------
 
 
-def _msd(tmp: Path) -> Path:
-    return make_msd_v2(tmp / "msd")
+class Built(NamedTuple):
+    """A tiny dataset on disk: its root, the case ids it holds, whether the cases are labelled."""
+
+    root: Path
+    case_ids: tuple[str, ...]
+    labelled: bool
 
 
-def _manifest(tmp: Path) -> Path:
-    return write_json(tmp / "m.json", [{"case_id": "a", "images": ["a.nii.gz"]}])
+def _build_msd(tmp: Path) -> Built:
+    root = tmp / "Dataset002"
+    write_json(root / "dataset.json", {"channel_names": {"0": "CT"}, "labels": {"liver": 1}})
+    for case in ("b", "a"):
+        write(root / "imagesTr" / f"{case}_0000.nii.gz")
+        write(root / "labelsTr" / f"{case}.nii.gz", dtype=np.uint8)
+    return Built(root, ("a", "b"), True)
 
 
-def _brats(tmp: Path) -> Path:
-    return make_brats(tmp / "brats")
+def _build_manifest(tmp: Path) -> Built:
+    for case in ("b", "a"):
+        write(tmp / "img" / f"{case}.nrrd")
+        write(tmp / "seg" / f"{case}.nrrd", dtype=np.uint8)
+    rows = "".join(f"{c},img/{c}.nrrd,seg/{c}.nrrd\n" for c in ("b", "a"))
+    manifest = tmp / "cases.csv"
+    manifest.write_text("case_id,image,label\n" + rows)
+    return Built(manifest, ("a", "b"), True)
 
 
-def _promise(tmp: Path) -> Path:
-    touch(tmp / "p/Case00.mhd")
-    return tmp / "p"
+def _build_brats(tmp: Path) -> Built:
+    return Built(make_brats(tmp / "brats"), ("BraTS19_1", "BraTS19_2"), True)
 
 
-def _folder(tmp: Path) -> Path:
-    touch(tmp / "f/x.nii.gz")
-    return tmp / "f"
+def _build_promise12(tmp: Path) -> Built:
+    for n in (1, 0):
+        write(tmp / "p" / f"Case{n:02d}.mhd")
+        write(tmp / "p" / f"Case{n:02d}_segmentation.mhd", dtype=np.uint8)
+    return Built(tmp / "p", ("Case00", "Case01"), True)
 
 
-@pytest.mark.parametrize(
-    ("make", "layout"),
-    [
-        (_msd, "msd"),
-        (_manifest, "manifest"),
-        (_brats, "brats"),
-        (_promise, "promise12"),
-        (_folder, "folder"),
-    ],
-)
-def test_auto_detection(tmp_path: Path, make: Callable[[Path], Path], layout: str) -> None:
-    root = make(tmp_path)
-    assert find_cases(root).layout == layout
-    assert find_cases(root, "auto") == find_cases(root, layout)
+def _build_folder(tmp: Path) -> Built:
+    write(tmp / "f" / "y.mha")
+    write(tmp / "f" / "x.nii.gz")
+    return Built(tmp / "f", ("x", "y"), False)
 
 
-def test_list_layouts() -> None:
-    assert list_layouts() == ["msd", "manifest", "brats", "promise12", "folder"]
+# One builder per registered layout: a new layout without one fails the next test.
+BUILDERS: dict[str, Callable[[Path], Built]] = {
+    "msd": _build_msd,
+    "manifest": _build_manifest,
+    "brats": _build_brats,
+    "promise12": _build_promise12,
+    "folder": _build_folder,
+}
+
+
+def test_every_layout_has_a_builder() -> None:
+    assert sorted(BUILDERS) == sorted(list_layouts())
+
+
+@pytest.mark.parametrize("layout", list_layouts())
+def test_every_layout_found_by_detection_and_by_name(tmp_path: Path, layout: str) -> None:
+    built = BUILDERS[layout](tmp_path)
+    ds = find_cases(built.root)
+    assert ds.layout == layout
+    assert find_cases(built.root, "auto") == ds == find_cases(built.root, layout)
+    assert tuple(c.case_id for c in ds.cases) == built.case_ids
+    for case in ds.cases:
+        assert len(case.images) == len(ds.channel_names)
+        assert all(p.is_file() for p in case.images), case
+        if built.labelled:
+            assert case.label is not None and case.label.is_file(), case
+        else:
+            assert case.label is None
+    assert read_volume(ds.cases[0].images[0]).shape == (5, 7, 6)
+
+
+def test_list_layouts_in_detection_order() -> None:
+    # the documented order (volseg.data.layouts' docstring): specific layouts first, folder last
+    assert list_layouts() == ["msd", "manifest", "promise12", "brats", "folder"]
+    ranks = [LAYOUTS.create(name).rank for name in list_layouts()]
+    assert ranks == sorted(set(ranks))
+
+
+def test_detection_asks_promise12_before_brats(tmp_path: Path) -> None:
+    touch(tmp_path / "Case00.mhd")
+    touch(tmp_path / "x" / "x_flair.nii.gz")
+    assert find_cases(tmp_path).layout == "promise12"
+    assert find_cases(tmp_path, "brats").layout == "brats"
+
+
+def test_a_name_is_registered_once() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_layout(type(LAYOUTS.create("folder")))
+
+
+# -- determinism, errors -------------------------------------------------------------------------
 
 
 def test_deterministic(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from volseg.nn import create_model, list_models
+from volseg.nn import check_network, create_model, list_models
 from volseg.nn.analysis import analyze_model, count_parameters, format_analysis
 
 
@@ -113,54 +113,61 @@ def test_hand_built_net_against_gradient() -> None:
 
 # ---------------------------------------------------------------- the registered nets
 
-SMALL: dict[str, tuple[str, dict[str, Any]]] = {
-    "vnet-2d": ("vnet", {"spatial_dims": 2, "base_channels": 2, "convs_per_stage": (1, 2, 3)}),
-    "vnet-3d": (
-        "vnet",
-        {"spatial_dims": 3, "base_channels": 2, "convs_per_stage": (1, 1, 1), "kernel_size": 3},
-    ),
-    "resvolnet": ("resvolnet", {"spatial_dims": 2, "channels": (2, 4, 8), "units": 1}),
-    "resunet": ("resunet", {"spatial_dims": 2, "channels": (2, 4, 8), "downsample": "conv"}),
-    "fcresnet": (
-        "fcresnet",
-        {
-            "spatial_dims": 2,
-            "stem_channels": 4,
-            "widths": (4, 8, 8),
-            "repeats": (1, 1, 1),
-            "block_types": ("basic", "bottleneck", "basic"),
-        },
-    ),
-    "segresnet_vae": (
-        "segresnet_vae",
-        {
-            "spatial_dims": 2,
-            "in_channels": 1,
-            "init_filters": 4,
-            "blocks_down": (1, 1, 1),
-            "blocks_up": (1, 1),
-            "norm": "batch",  # group norm couples all voxels: the gradient would be global
-            "vae": False,
-        },
-    ),
+# name -> small configs of that registered net, each with an input size its field fits in
+SMALL: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
+    "vnet": [
+        ({"spatial_dims": 2, "base_channels": 2, "convs_per_stage": (1, 2, 3)}, (112, 112)),
+        (
+            {"spatial_dims": 3, "base_channels": 2, "convs_per_stage": (1, 1, 1), "kernel_size": 3},
+            (32, 32, 32),
+        ),
+    ],
+    "resvolnet": [({"spatial_dims": 2, "channels": (2, 4, 8), "units": 1}, (64, 64))],
+    "resunet": [({"spatial_dims": 2, "channels": (2, 4, 8), "downsample": "conv"}, (64, 64))],
+    "fcresnet": [
+        (
+            {
+                "spatial_dims": 2,
+                "stem_channels": 4,
+                "widths": (4, 8, 8),
+                "repeats": (1, 1, 1),
+                "block_types": ("basic", "bottleneck", "basic"),
+            },
+            (96, 96),
+        )
+    ],
+    "segresnet_vae": [
+        (
+            {
+                "spatial_dims": 2,
+                "in_channels": 1,
+                "init_filters": 4,
+                "blocks_down": (1, 1, 1),
+                "blocks_up": (1, 1),
+                "norm": "batch",  # group norm couples all voxels: the gradient would be global
+                "vae": False,
+            },
+            (64, 64),
+        )
+    ],
 }
-SIZES = {
-    "vnet-2d": (112, 112),
-    "vnet-3d": (32, 32, 32),
-    "resvolnet": (64, 64),
-    "resunet": (64, 64),
-    "fcresnet": (96, 96),
-    "segresnet_vae": (64, 64),
-}
+RF_CASES = [
+    pytest.param(name, kwargs, size, id=f"{name}-{len(size)}d")
+    for name in list_models()
+    for kwargs, size in SMALL.get(name, [])
+]
 
 
-@pytest.mark.parametrize("case", sorted(SMALL))
-def test_receptive_field_equals_gradient_extent(case: str) -> None:
-    name, kwargs = SMALL[case]
-    if name not in list_models():
-        pytest.skip(f"{name} is not registered")
+def test_every_registered_net_has_a_small_config() -> None:
+    assert set(SMALL) == set(list_models())
+
+
+@pytest.mark.parametrize(("name", "kwargs", "size"), RF_CASES)
+def test_receptive_field_equals_gradient_extent(
+    name: str, kwargs: dict[str, Any], size: tuple[int, ...]
+) -> None:
     model = create_model(name, **kwargs)
-    check_against_gradient(model, SIZES[case], int(kwargs.get("in_channels", 1)))
+    check_against_gradient(model, size, int(kwargs.get("in_channels", 1)))
 
 
 def test_vnet_paper_table() -> None:
@@ -194,11 +201,10 @@ def test_macs_closed_forms() -> None:
 
 @pytest.mark.parametrize("name", list_models())
 def test_flops_equal_torch_flop_counter(name: str) -> None:
-    small = {k: v for k, (n, v) in SMALL.items() if n == name}
-    kwargs = next(iter(small.values())) if small else {}
+    kwargs = SMALL[name][0][0]
     model = create_model(name, **kwargs).eval()
     size = (32, 32, 32) if kwargs.get("spatial_dims", 3) == 3 else (64, 64)
-    channels = int(kwargs.get("in_channels", getattr(model, "in_channels", 1)))
+    channels = check_network(model).in_channels
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(torch.zeros(1, channels, *size))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import volseg
-from volseg.nn import blocks, create_model, list_models
+from volseg.nn import Network, blocks, check_network, create_model, list_models
 from volseg.nn.blocks import ConvNormAct, ResidualBlock, SkipMerge, SqueezeExcitation
 from volseg.nn.fcresnet import FCResNet
 from volseg.nn.segresnet_vae import SegResNetVAE, VAEOutput
@@ -78,7 +78,7 @@ def _size(model: nn.Module, dims: int) -> tuple[int, ...]:
     vae_size = getattr(model, "vae_input_size", None)
     if vae_size is not None:
         return tuple(vae_size)
-    d = int(model.divisor)  # type: ignore[arg-type]
+    d = check_network(model).divisor
     return (d, 2 * d, d)[-dims:] if dims == 3 else (2 * d, d)
 
 
@@ -104,6 +104,7 @@ def test_forward_backward_shape(name: str, switch: dict[str, Any], dims: int) ->
     size = _size(model, dims)
     x = torch.randn(2, 2, *size)
     out = model(x)
+    assert isinstance(out, VAEOutput) == (model.output_kind == "vae")
     if isinstance(out, VAEOutput):
         assert out.reconstruction.shape == x.shape
         assert out.mu.shape == out.logvar.shape == (2, 128)
@@ -121,6 +122,45 @@ def test_forward_backward_shape(name: str, switch: dict[str, Any], dims: int) ->
     with torch.no_grad():
         y = model(x[:1])
     assert isinstance(y, torch.Tensor) and y.shape == (1, 3, *size)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("dims", [2, 3])
+def test_every_net_is_a_network(name: str, dims: int) -> None:
+    """The :class:`Network` attributes say what a forward pass does, for every registered net."""
+    model = _build(name, {}, dims)
+    assert isinstance(model, Network)
+    net = check_network(model)
+    assert (net.spatial_dims, net.in_channels, net.out_channels) == (dims, 2, 3)
+    size = _size(model, dims)
+    assert all(s % net.divisor == 0 for s in size)
+    x = torch.randn(1, 2, *size)
+    out = model.train()(x)
+    if net.output_kind == "vae":
+        assert isinstance(out, VAEOutput)
+        logits = out.logits
+    else:
+        assert isinstance(out, torch.Tensor)
+        logits = out
+    assert logits.shape == (1, net.out_channels, *size)
+    with torch.no_grad():
+        y = model.eval()(x)
+    assert isinstance(y, torch.Tensor) and y.shape == (1, net.out_channels, *size)
+    for axis in range(dims if net.divisor > 1 else 0):  # a size off the divisor is refused
+        bad = list(size)
+        bad[axis] += 1
+        with pytest.raises(ValueError, match=f"divisible by {net.divisor}"):
+            model(torch.randn(1, 2, *bad))
+
+
+def test_check_network_names_what_is_wrong() -> None:
+    with pytest.raises(TypeError, match="Conv2d is not a Network: no spatial_dims, divisor"):
+        check_network(nn.Conv2d(1, 1, 3))
+    model = _build("resunet", {}, 2)
+    model.divisor = 0
+    with pytest.raises(TypeError, match="divisor=0"):
+        check_network(model)
+    assert _build("segresnet_vae", {"vae": False}, 2).output_kind == "logits"
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -319,9 +359,9 @@ def test_recipe_builds_its_net(path: Path) -> None:
     kwargs.setdefault("in_channels", 1)
     with torch.device("meta"):  # paper-size nets without allocating their weights
         model = create_model(config.model.name, **kwargs)
-    dims = getattr(model, "spatial_dims", 3)
-    assert len(config.train.patch_size) == dims
-    assert all(p % model.divisor == 0 for p in config.train.patch_size)  # type: ignore[operator]
+    net = check_network(model)
+    assert len(config.train.patch_size) == net.spatial_dims
+    assert all(p % net.divisor == 0 for p in config.train.patch_size)
 
 
 @pytest.mark.slow

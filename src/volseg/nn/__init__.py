@@ -10,9 +10,17 @@ from typing import Any
 
 from torch import nn
 
+from volseg.nn.network import Network, OutputKind, check_network
 from volseg.registry import Registry
 
-__all__ = ["MODELS", "create_model", "list_models"]
+__all__ = [
+    "MODELS",
+    "Network",
+    "OutputKind",
+    "check_network",
+    "create_model",
+    "list_models",
+]
 
 MODELS = Registry[nn.Module]("model")
 
@@ -31,7 +39,8 @@ def create_model(
         out_channels: output channels (classes, or regions for ``segresnet_vae``).
         **kwargs: the net's own arguments (its docstring lists them and their paper values).
 
-    Every net has an ``int`` attribute ``divisor``: input spatial sizes must be multiples of it.
+    Every net is a :class:`Network`: ``spatial_dims``, ``in_channels``, ``out_channels``,
+    ``divisor`` (input spatial sizes must be multiples of it) and ``output_kind``.
     """
     return MODELS.create(
         name,

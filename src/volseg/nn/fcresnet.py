@@ -25,6 +25,7 @@ from volseg.nn.blocks import (
     dropout,
     init_he,
 )
+from volseg.nn.network import OutputKind
 
 __all__ = ["BLOCK_TYPES", "FCResNet"]
 
@@ -114,6 +115,8 @@ class FCResNet(nn.Module):
 
     divisor: int = 32
     """Factor every input spatial size must be divisible by."""
+    output_kind: OutputKind = "logits"
+    """``forward`` returns the logits tensor (see :class:`volseg.nn.network.Network`)."""
 
     def __init__(
         self,

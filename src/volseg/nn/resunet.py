@@ -24,6 +24,7 @@ from volseg.nn.blocks import (
     dropout,
     init_he,
 )
+from volseg.nn.network import OutputKind
 
 __all__ = ["ResUNet"]
 
@@ -61,6 +62,8 @@ class ResUNet(nn.Module):
 
     divisor: int = 16
     """Factor every input spatial size must be divisible by."""
+    output_kind: OutputKind = "logits"
+    """``forward`` returns the logits tensor (see :class:`volseg.nn.network.Network`)."""
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from volseg.nn.blocks import (
     init_he,
     norm,
 )
+from volseg.nn.network import OutputKind
 
 __all__ = ["ResVolNet"]
 
@@ -70,6 +71,8 @@ class ResVolNet(nn.Module):
 
     divisor: int = 8
     """Factor every input spatial size must be divisible by."""
+    output_kind: OutputKind = "logits"
+    """``forward`` returns the logits tensor (see :class:`volseg.nn.network.Network`)."""
 
     def __init__(
         self,

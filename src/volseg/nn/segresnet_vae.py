@@ -26,6 +26,7 @@ from volseg.nn.blocks import (
     dropout,
     init_he,
 )
+from volseg.nn.network import OutputKind
 
 __all__ = ["SegResNetVAE", "VAEOutput"]
 
@@ -189,6 +190,8 @@ class SegResNetVAE(nn.Module):
 
     divisor: int = 8
     """Factor every input spatial size must be divisible by: ``2 ** (levels - 1)``."""
+    output_kind: OutputKind = "vae"
+    """``"vae"``: training mode returns :class:`VAEOutput`; ``"logits"`` when ``vae=False``."""
 
     def __init__(
         self,
@@ -255,6 +258,7 @@ class SegResNetVAE(nn.Module):
 
         self.vae_input_size: tuple[int, ...] | None = None
         self.vae: _VAEBranch | None = None
+        self.output_kind = "vae" if vae else "logits"
         if vae:
             if vae_input_size is None:
                 vae_input_size = (128, 144, 144) if spatial_dims == 3 else (144, 144)

@@ -14,6 +14,7 @@ from torch import nn
 
 from volseg.nn import MODELS
 from volseg.nn.blocks import ConvNormAct, activation, conv, conv_transpose, dropout, norm
+from volseg.nn.network import OutputKind
 
 __all__ = ["VNet"]
 
@@ -147,6 +148,8 @@ class VNet(nn.Module):
 
     divisor: int = 16
     """Factor every input spatial size must be divisible by: ``2 ** (stages - 1)``."""
+    output_kind: OutputKind = "logits"
+    """``forward`` returns the logits tensor (see :class:`volseg.nn.network.Network`)."""
 
     def __init__(
         self,

@@ -1,0 +1,50 @@
+"""Find the cases of a dataset on disk, whatever its layout.
+
+A *case* is one subject: one image file per channel (in channel order) and an optional label
+map. :func:`find_cases` only looks at file names and the dataset's metadata; it never opens an
+image, so it is cheap. Files that the layout promises but that are absent are still listed (with
+the path they should have) so that :func:`volseg.data.check.check_dataset` can report them.
+
+The layouts, in auto-detection order (:func:`list_layouts`), with their ``rank``:
+
+* 10 ``msd``: a folder with ``dataset.json`` (MSD / nnU-Net v1 and v2; :mod:`.msd`);
+* 20 ``manifest``: a ``.csv`` or ``.json`` file listing each case's files (:mod:`.manifest`);
+* 30 ``promise12``: ``CaseNN.mhd`` (+ ``CaseNN_segmentation.mhd``) files (:mod:`.promise12`);
+* 40 ``brats``: case folders of ``<case>_t1/_t1ce/_t2/_flair/_seg`` files (:mod:`.brats`);
+* 100 ``folder``: any folder, or one image; each image an unlabeled case (:mod:`.folder`).
+
+Adding a layout: one module defining a ``@register_layout`` subclass of :class:`Layout` (a
+``name``, a ``rank``, ``detect`` and ``find``), one import line below, a line above, and a
+fixture builder in ``tests/data/test_layouts.py`` (a test fails until there is one).
+"""
+
+from __future__ import annotations
+
+from volseg.data.layouts.base import (
+    LAYOUTS,
+    Case,
+    Dataset,
+    Layout,
+    LayoutError,
+    find_cases,
+    list_layouts,
+    register_layout,
+)
+
+__all__ = [
+    "LAYOUTS",
+    "Case",
+    "Dataset",
+    "Layout",
+    "LayoutError",
+    "find_cases",
+    "list_layouts",
+    "register_layout",
+]
+
+# Explicit imports that register the layouts (no folder crawling); detection order is by rank.
+from volseg.data.layouts import brats as brats
+from volseg.data.layouts import folder as folder
+from volseg.data.layouts import manifest as manifest
+from volseg.data.layouts import msd as msd
+from volseg.data.layouts import promise12 as promise12

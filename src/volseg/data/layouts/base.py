@@ -1,0 +1,151 @@
+"""What every layout shares: the :class:`Case` and :class:`Dataset` types, the layout registry,
+and :func:`find_cases`, which asks the registered layouts in turn.
+
+A layout is a :class:`Layout` subclass with a ``name``, a detection ``rank`` and two methods:
+``detect(path)`` (does ``path`` look like this layout? file names only) and ``find(root)`` (the
+cases under ``root``). ``@register_layout`` adds it to :data:`LAYOUTS`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from volseg.registry import Registry
+
+__all__ = [
+    "LAYOUTS",
+    "Case",
+    "Dataset",
+    "Layout",
+    "LayoutError",
+    "find_cases",
+    "list_layouts",
+    "register_layout",
+]
+
+
+class LayoutError(ValueError):
+    """A dataset cannot be found or understood; the message names the path and the problem."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One subject.
+
+    Attributes:
+        case_id: unique name of the case within its dataset.
+        images: one file per channel, in channel order (a path may not exist yet).
+        label: the label map, or ``None`` for unlabeled (prediction-only) cases.
+    """
+
+    case_id: str
+    images: tuple[Path, ...]
+    label: Path | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The cases found under ``root`` and what the metadata declares about them.
+
+    Attributes:
+        root: the folder (or manifest file) the cases were found in.
+        layout: the layout name, one of :func:`list_layouts`.
+        cases: the cases, sorted by ``case_id``.
+        channel_names: one name per input channel, in channel order.
+        labels: declared label values including background 0, or ``None`` when unknown.
+    """
+
+    root: Path
+    layout: str
+    cases: tuple[Case, ...]
+    channel_names: tuple[str, ...]
+    labels: tuple[int, ...] | None
+
+
+class Layout(ABC):
+    """One way of storing a dataset on disk.
+
+    Attributes:
+        name: the name :func:`find_cases` takes and :attr:`Dataset.layout` holds.
+        rank: auto-detection asks layouts in increasing rank; a specific layout (a metadata file
+            or a file-name pattern) ranks before a generic one (``folder`` accepts any folder).
+    """
+
+    name: ClassVar[str]
+    rank: ClassVar[int]
+
+    @abstractmethod
+    def detect(self, path: Path) -> bool:
+        """Whether the existing ``path`` looks like this layout, from file names only."""
+
+    @abstractmethod
+    def find(self, root: Path) -> Dataset:
+        """The cases under the existing ``root``; :class:`LayoutError` if it is not this layout.
+
+        Files the layout promises but that are absent are listed with the path they should have.
+        """
+
+
+LAYOUTS = Registry[Layout]("layout")
+
+_L = TypeVar("_L", bound=type[Layout])
+
+
+def register_layout(cls: _L) -> _L:
+    """Class decorator: register a :class:`Layout` subclass under its ``name``."""
+    LAYOUTS.register(cls.name)(cls)
+    return cls
+
+
+def _by_rank() -> list[Layout]:
+    layouts = [LAYOUTS.create(name) for name in LAYOUTS.list()]
+    return sorted(layouts, key=lambda layout: (layout.rank, layout.name))
+
+
+def list_layouts() -> list[str]:
+    """The layout names :func:`find_cases` accepts (besides ``auto``), in detection order."""
+    return [layout.name for layout in _by_rank()]
+
+
+def find_cases(root: str | Path, layout: str = "auto") -> Dataset:
+    """Find the cases of the dataset at ``root``.
+
+    Only file names and metadata are read, never an image, so this is cheap.
+
+    Args:
+        root: a dataset folder, a ``.csv``/``.json`` manifest, or (``folder``) one image file.
+        layout: one of :func:`list_layouts`, or ``auto``: the first layout in
+            :func:`list_layouts` order whose ``detect`` accepts ``root``.
+
+    Raises:
+        LayoutError: naming the path when ``root`` is missing, the layout is unknown or cannot
+            be detected, the metadata is malformed, or no case is found.
+    """
+    path = Path(root).expanduser()
+    if layout != "auto" and layout not in LAYOUTS:
+        raise LayoutError(
+            f"{path}: unknown layout {layout!r}; expected auto or one of "
+            f"{', '.join(list_layouts())}"
+        )
+    if not path.exists():
+        raise LayoutError(f"{path}: dataset root not found")
+    chosen = _detect(path) if layout == "auto" else LAYOUTS.create(layout)
+    dataset = chosen.find(path)
+    if not dataset.cases:
+        raise LayoutError(f"{path}: no cases found ({chosen.name} layout)")
+    return dataset
+
+
+def _detect(path: Path) -> Layout:
+    """The first layout, by rank, that recognises ``path``."""
+    for layout in _by_rank():
+        if layout.detect(path):
+            return layout
+    kind = "file" if path.is_file() else "folder"
+    raise LayoutError(
+        f"{path}: cannot detect a layout for this {kind} (tried {', '.join(list_layouts())}); "
+        "expected e.g. a .csv/.json manifest or an image"
+    )
