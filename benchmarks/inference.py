@@ -50,7 +50,7 @@ from volseg.io import Volume
 shape = tuple(int(s) for s in sys.argv[1:4])
 net_name = sys.argv[4]
 class Pointwise(nn.Module):
-    spatial_dims, divisor, in_channels, out_channels, output = 3, 1, 1, 2, "logits"
+    spatial_dims, divisor, in_channels, out_channels, output_kind = 3, 1, 1, 2, "logits"
     def forward(self, x):
         return torch.cat([70.0 - x, x - 70.0], 1)
 array = np.zeros((1, *shape), np.float32)

@@ -18,7 +18,7 @@ from volseg.nn.sliding_window import sliding_window_forward
 class Threshold(nn.Module):
     """A pointwise 'network': foreground logit = intensity - 70 (the phantom's organ is ~120)."""
 
-    spatial_dims, divisor, in_channels, out_channels, output = 3, 1, 1, 2, "logits"
+    spatial_dims, divisor, in_channels, out_channels, output_kind = 3, 1, 1, 2, "logits"
 
     def __init__(self) -> None:
         super().__init__()
@@ -195,7 +195,7 @@ def test_region_run_predicts_brats_labels_and_probability_file(
     )
 
     class Regions(nn.Module):
-        spatial_dims, divisor, in_channels, out_channels, output = 3, 1, 1, 3, "logits"
+        spatial_dims, divisor, in_channels, out_channels, output_kind = 3, 1, 1, 3, "logits"
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x - 70.0).repeat(1, 3, 1, 1, 1)

@@ -25,6 +25,7 @@ from torch import nn
 
 from volseg._atomic import atomic_path
 from volseg.config import Config, config_from_dict, config_to_dict
+from volseg.nn.network import check_network
 from volseg.training.checkpoint import load_run
 
 __all__ = ["ExportResult", "OnnxNetwork", "export_model", "export_run", "load_onnx"]
@@ -63,7 +64,7 @@ class OnnxNetwork(nn.Module):
     so the Predictor runs it exactly like the PyTorch net.
     """
 
-    output = "logits"
+    output_kind = "logits"
 
     def __init__(self, path: str | Path, spatial_dims: int, divisor: int = 1) -> None:
         super().__init__()
@@ -190,12 +191,13 @@ def export_run(
     """Export a run directory's (or checkpoint file's) network; see :func:`export_model`."""
     run = load_run(run_dir)
     model = run.model.eval()
-    divisor = int(model.divisor)
+    network = check_network(model)
+    divisor = network.divisor
     shapes = _example_shapes(run.config, run.in_channels, divisor)
     config = config_to_dict(run.config)
     metadata = _metadata(config, run.labels, run.in_channels)
     metadata["volseg.divisor"] = str(divisor)
-    metadata["volseg.spatial_dims"] = str(int(model.spatial_dims))
+    metadata["volseg.spatial_dims"] = str(network.spatial_dims)
     return export_model(model, path, fmt, shapes, metadata, tolerance)
 
 

@@ -32,6 +32,7 @@ from volseg.data.preprocessing import preprocess, restore
 from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.layout import to_channels_last
+from volseg.nn.network import check_network
 from volseg.nn.sliding_window import infer_bf16, predict_logits, runs_on
 from volseg.regions import get_regions
 from volseg.training.checkpoint import load_run
@@ -85,7 +86,7 @@ class Predictor:
         models = [model] if isinstance(model, nn.Module) else list(model)
         if not models:
             raise ValueError("Predictor needs at least one model")
-        dims = {int(m.spatial_dims) for m in models}
+        dims = {check_network(m).spatial_dims for m in models}
         if len(dims) != 1:
             raise ValueError(f"ensemble members take different spatial dims {sorted(dims)}")
         self.spatial_dims = dims.pop()
@@ -174,7 +175,7 @@ class Predictor:
                 x,
                 self.config.infer,
                 model_dims=self.spatial_dims,
-                divisor=int(model.divisor),
+                divisor=check_network(model).divisor,
                 bf16=self.bf16,
             )
             probs = probabilities(logits, self.activation)

@@ -6,6 +6,7 @@ from torch import nn
 
 from volseg.config import Config
 from volseg.nn import create_model
+from volseg.nn.network import check_network
 from volseg.regions import get_regions
 
 __all__ = ["build_model", "output_channels"]
@@ -22,7 +23,7 @@ def build_model(config: Config, in_channels: int, num_labels: int) -> nn.Module:
     """``config.model`` built for ``in_channels`` inputs and the outputs the labels imply.
 
     Channel counts given in ``model.kwargs`` must agree with the data; a mismatch is an error
-    naming the key.
+    naming the key. The result satisfies :class:`volseg.nn.network.Network` (checked).
     """
     kwargs = dict(config.model.kwargs)
     out_channels = output_channels(config, num_labels)
@@ -30,4 +31,6 @@ def build_model(config: Config, in_channels: int, num_labels: int) -> nn.Module:
         if key in kwargs and kwargs[key] != value:
             raise ValueError(f"model.kwargs.{key}={kwargs[key]} but the data implies {value}")
         kwargs[key] = value
-    return create_model(config.model.name, **kwargs)
+    model = create_model(config.model.name, **kwargs)
+    check_network(model)  # what training, inference and export rely on
+    return model

@@ -41,7 +41,7 @@ __all__ = [
     "window_starts",
 ]
 
-Network = nn.Module | Callable[[torch.Tensor], torch.Tensor]
+Forward = nn.Module | Callable[[torch.Tensor], torch.Tensor]  # a net, or any callable like one
 
 
 def pad_to_multiple(x: torch.Tensor, divisor: int) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -96,14 +96,14 @@ def mirror_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
     return [c for n in range(len(axes) + 1) for c in itertools.combinations(axes, n)]
 
 
-def _device_of(model: Network) -> torch.device:
+def _device_of(model: Forward) -> torch.device:
     if isinstance(model, nn.Module):
         for tensor in itertools.chain(model.parameters(), model.buffers()):
             return tensor.device
     return torch.device("cpu")
 
 
-def _forward(model: Network, x: torch.Tensor, divisor: int) -> torch.Tensor:
+def _forward(model: Forward, x: torch.Tensor, divisor: int) -> torch.Tensor:
     padded, shape = pad_to_multiple(x, divisor)
     out = model(padded)
     if isinstance(out, (tuple, list)):
@@ -133,7 +133,7 @@ def runs_on(model_dims: int, image_dims: int) -> bool:
 class _SliceWise(nn.Module):
     """A 2-D network applied to every slice of ``(B, C, Z, Y, X)`` along ``Z``."""
 
-    def __init__(self, model: Network, divisor: int) -> None:
+    def __init__(self, model: Forward, divisor: int) -> None:
         super().__init__()
         self.model = model
         self.divisor = divisor
@@ -147,7 +147,7 @@ class _SliceWise(nn.Module):
 
 @torch.no_grad()
 def sliding_window_forward(
-    model: Network,
+    model: Forward,
     image: torch.Tensor,
     window: Sequence[int] | None = None,
     overlap: float = 0.5,
@@ -249,7 +249,7 @@ def infer_bf16(infer: InferConfig, train_amp: str) -> bool:
 
 
 def predict_logits(
-    model: Network,
+    model: Forward,
     image: torch.Tensor,
     infer: InferConfig,
     *,

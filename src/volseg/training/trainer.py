@@ -41,6 +41,7 @@ from volseg.data.sampling import LoadedCase, PatchDataset, build_loader, load_ca
 from volseg.data.splits import validation_ids
 from volseg.losses import create_loss
 from volseg.nn.build import build_model
+from volseg.nn.network import check_network
 from volseg.nn.sliding_window import runs_on
 from volseg.regions import get_regions
 from volseg.training.callbacks import Callback, CheckpointSaver, LogWriter
@@ -167,7 +168,7 @@ def train(
             dump_config(config, run_dir / "config.yaml")
 
         model = build_model(config, channels, len(labels)).to(device)
-        divisor = int(model.divisor)
+        divisor = check_network(model).divisor
         if any(p % divisor for p in train_cfg.patch_size):
             raise ValueError(
                 f"train.patch_size {train_cfg.patch_size} must be divisible by {divisor}"

@@ -19,6 +19,7 @@ from volseg.config import Config
 from volseg.data.sampling import LoadedCase
 from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
 from volseg.metrics import evaluate_case
+from volseg.nn.network import check_network
 from volseg.nn.sliding_window import infer_bf16, predict_logits
 from volseg.regions import get_regions
 from volseg.training.step import region_targets
@@ -55,7 +56,7 @@ def validate(
     if loss_fn is not None:
         scores["val_loss"] = []
     bf16 = infer_bf16(infer, config.train.runtime.amp)
-    divisor = int(model.divisor)
+    divisor = check_network(model).divisor
     for case in cases:
         logits = predict_logits(
             model,
