@@ -141,3 +141,30 @@ def test_a_2d_net_trains_on_slices_of_3d_scans_and_predicts_them(
     assert label.shape == scan.shape and label.spacing == scan.spacing
     assert label.origin == scan.origin and label.direction == scan.direction
     assert set(map(int, torch.from_numpy(label.array).unique())) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_hd95"])
+def test_monitor_picks_the_best_checkpoint(phantoms: Path, tmp_path: Path, monitor: str) -> None:
+    """Lower-is-better monitors: the best checkpoint is the epoch with the smallest value."""
+    config = tiny_config(phantoms, tmp_path / "run", epochs=3, monitor=monitor)
+    result = train(config, progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    values = [float(r[monitor]) for r in rows]
+    assert result.monitor == monitor and result.best_value == pytest.approx(min(values), rel=1e-5)
+    assert result.best_epoch == values.index(min(values)) + 1
+    best = load_checkpoint(tmp_path / "run" / "checkpoint_best.pt")
+    assert best.epoch == result.best_epoch and best.metrics[monitor] == result.best_value
+    if monitor == "val_hd95":
+        assert {"val_hd95_1", "val_hd95_2"} <= set(rows[0])
+
+
+def test_early_stopping_follows_the_monitor(phantoms: Path, tmp_path: Path) -> None:
+    """With a min_delta no loss can beat, training stops after `patience` epochs past the first."""
+    from volseg.config import StoppingConfig
+
+    stopping = StoppingConfig(patience=1, min_delta=1e9)
+    config = tiny_config(phantoms, tmp_path / "run", epochs=5, monitor="val_loss")
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, stopping=stopping))
+    result = train(config, progress=False)
+    assert result.epochs == 2
+    assert result.stop_reason == "early stopping: no val_loss gain in 1 epochs"
