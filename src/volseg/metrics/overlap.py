@@ -1,0 +1,87 @@
+"""Overlap scores of two masks from their counts TP, FP, FN, TN.
+
+:func:`dice`, :func:`jaccard`, :func:`precision`, :func:`recall` (sensitivity),
+:func:`specificity`, :func:`accuracy`. Masks are integer or boolean arrays of one shape; a
+non-zero voxel is foreground. Both masks empty -> every score 1.0 (a correct "nothing there").
+Any ratio whose denominator is zero scores 1.0 when the prediction equals the reference and 0.0
+otherwise (precision with an empty prediction and a non-empty reference is 0.0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from volseg.metrics._masks import as_bool_pair
+
+__all__ = [
+    "OVERLAP_METRICS",
+    "accuracy",
+    "dice",
+    "jaccard",
+    "precision",
+    "recall",
+    "specificity",
+]
+
+OVERLAP_METRICS = ("dice", "jaccard", "precision", "recall", "specificity", "accuracy")
+
+
+def _counts(p: np.ndarray, r: np.ndarray) -> tuple[int, int, int, int]:
+    """``(TP, FP, FN, TN)`` of two boolean masks."""
+    tp = int(np.count_nonzero(p & r))
+    n_p, n_r = int(np.count_nonzero(p)), int(np.count_nonzero(r))
+    return tp, n_p - tp, n_r - tp, p.size - n_p - n_r + tp
+
+
+def _ratio(num: int, den: int, same: bool) -> float:
+    """``num / den``; a zero denominator scores 1.0 if pred equals ref (``same``), else 0.0."""
+    if den == 0:
+        return 1.0 if same else 0.0
+    return num / den
+
+
+def _overlap(name: str, tp: int, fp: int, fn: int, tn: int) -> float:
+    same = fp == 0 and fn == 0
+    if name == "dice":
+        return _ratio(2 * tp, 2 * tp + fp + fn, same)
+    if name == "jaccard":
+        return _ratio(tp, tp + fp + fn, same)
+    if name == "precision":
+        return _ratio(tp, tp + fp, same)
+    if name == "recall":
+        return _ratio(tp, tp + fn, same)
+    if name == "specificity":
+        return _ratio(tn, tn + fp, same)
+    if name == "accuracy":
+        return _ratio(tp + tn, tp + fp + fn + tn, same)
+    raise ValueError(f"unknown overlap metric {name!r}; known: {', '.join(OVERLAP_METRICS)}")
+
+
+def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice overlap ``2 TP / (2 TP + FP + FN) = 2 |P & R| / (|P| + |R|)``; 1.0 if both empty."""
+    return _overlap("dice", *_counts(*as_bool_pair(pred, ref)))
+
+
+def jaccard(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Jaccard index (IoU) ``TP / (TP + FP + FN)``; 1.0 if both empty. Equals ``D / (2 - D)``."""
+    return _overlap("jaccard", *_counts(*as_bool_pair(pred, ref)))
+
+
+def precision(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Precision ``TP / (TP + FP)``; empty prediction: 1.0 if the reference is empty, else 0.0."""
+    return _overlap("precision", *_counts(*as_bool_pair(pred, ref)))
+
+
+def recall(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Recall (sensitivity) ``TP / (TP + FN)``; empty reference: 1.0 if pred empty, else 0.0."""
+    return _overlap("recall", *_counts(*as_bool_pair(pred, ref)))
+
+
+def specificity(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Specificity ``TN / (TN + FP)``; a reference with no background: 1.0 if pred equals it."""
+    return _overlap("specificity", *_counts(*as_bool_pair(pred, ref)))
+
+
+def accuracy(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Accuracy ``(TP + TN) / N``, the fraction of voxels labelled alike (Adeniji Eq. 7)."""
+    return _overlap("accuracy", *_counts(*as_bool_pair(pred, ref)))
