@@ -9,8 +9,10 @@ anisotropic two-step path). ``restore`` maps 4-channel probabilities back (``lin
 ``[1, 0, 0, 0]``), as the Predictor does. N4 is left out (minutes on this size).
 
 The peer is volseg itself at an older revision (``--baseline REV``, default ``dee432a``, the
-last single-module ``preprocessing.py``), loaded from git into the same process and timed
-interleaved with the current code, so the ratio new / old is measured under the same load.
+last single-module ``preprocessing.py``), loaded from git into the same process. The two are
+timed alternately (new, old, new, old...), so that on a shared machine both see the same load;
+the table gives median wall seconds and peak RSS above the baseline, then median CPU seconds of
+this process (less sensitive to other users of the machine than wall time).
 
 Run: ``PYTHONPATH=src python benchmarks/preprocessing.py [--repeat 3] [--baseline REV|none]``.
 """
@@ -19,15 +21,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-from common import Timing, print_table, setup_threads, time_call
+from common import PeakRSS, Timing, print_table, setup_threads
 
 from volseg.config import PreprocessConfig
 from volseg.data import preprocessing
@@ -74,6 +79,28 @@ def load_baseline(rev: str) -> ModuleType:
     return module
 
 
+def time_alternately(fns: list[Callable[[], object]], repeat: int) -> list[tuple[Timing, float]]:
+    """Each ``fn`` once untimed, then ``repeat`` rounds of each once; (Timing, median CPU s)."""
+    for fn in fns:
+        fn()
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    peak = [0] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            with PeakRSS() as mem:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                fn()
+                wall[i].append(time.perf_counter() - start)
+                cpu[i].append(time.process_time() - start_cpu)
+            peak[i] = max(peak[i], mem.bytes)
+    return [(Timing(tuple(w), p), statistics.median(c)) for w, c, p in zip(wall, cpu, peak)]
+
+
+def _preprocess(module: Any, scan: Volume, config: PreprocessConfig) -> None:
+    module.preprocess(scan, config)
+
+
 def _round_trip(module: Any, scan: Volume, config: PreprocessConfig) -> None:
     work, _, record = module.preprocess(scan, config)
     probs = np.full((CHANNELS, *work.shape), 0.25, dtype=np.float32)
@@ -92,32 +119,37 @@ def main() -> None:
     scan = make_scan()
     print(f"scan {CHANNELS}x{'x'.join(map(str, SHAPE))} float32, {threads} threads")
     rows: list[tuple[str, Timing, Timing | None]] = []
+    cpu_rows: list[tuple[str, list[float]]] = []
     for interpolation in ("linear", "bspline"):
         config = PreprocessConfig(
             orient="LPS", target_spacing=(1.2, 1.2, 2.0), interpolation=interpolation
         )
         work, _, record = preprocessing.preprocess(scan, config)
         if old is not None:
-            before = old.preprocess(scan, config)[0]
+            before, _, old_record = old.preprocess(scan, config)
+            fill = [1.0] + [0.0] * (CHANNELS - 1)
+            probs = work.with_array(np.random.default_rng(1).random(work.array.shape, np.float32))
+            restored = preprocessing.restore(probs, record, "linear", fill).array
+            restored_old = old.restore(probs, old_record, "linear", fill).array
             print(
-                f"{interpolation}: grid {work.shape}, max |new - old| = "
-                f"{float(np.abs(work.array - before.array).max()):.3g}"
+                f"{interpolation}: grid {work.shape}, max |new - old| preprocess "
+                f"{float(np.abs(work.array - before.array).max()):.3g}, restore "
+                f"{float(np.abs(restored - restored_old).max()):.3g}"
             )
-        for name, fn in (
-            ("preprocess", lambda c=config: preprocessing.preprocess(scan, c)),
-            ("preprocess + restore", lambda c=config: _round_trip(preprocessing, scan, c)),
-        ):
-            ours = time_call(fn, repeat=args.repeat)
-            peer = None
-            if old is not None:
-                peer_fn = {
-                    "preprocess": lambda c=config: old.preprocess(scan, c),
-                    "preprocess + restore": lambda c=config: _round_trip(old, scan, c),
-                }[name]
-                peer = time_call(peer_fn, repeat=args.repeat)
-            rows.append((f"{name} ({interpolation})", ours, peer))
+            del before, probs, restored, restored_old
+        for name, run in (("preprocess", _preprocess), ("preprocess + restore", _round_trip)):
+            modules = [preprocessing] if old is None else [preprocessing, old]
+            timings = time_alternately(
+                [lambda m=m, c=config, r=run: r(m, scan, c) for m in modules], args.repeat
+            )
+            label = f"{name} ({interpolation})"
+            rows.append((label, timings[0][0], timings[1][0] if old is not None else None))
+            cpu_rows.append((label, [t[1] for t in timings]))
         del work, record
     print_table(rows, ours_name="new", peer_name="old")
+    print("\nCPU seconds (median):")
+    for label, cpu in cpu_rows:
+        print(f"{label:<34} " + " ".join(f"{v:>10.3f}" for v in cpu))
 
 
 if __name__ == "__main__":

@@ -69,30 +69,34 @@ def preprocess(
     crop_mode = choose(config.crop_mode, CROP_MODES, "preprocess.crop_mode")
     n4_mask = choose(config.n4_mask, N4_MASKS, "preprocess.n4_mask")
     source = Grid.of(image)
-    grid = target_grid(source, config, image.source)
+    target = target_grid(source, config, image.source)
+    resampled = target != source
 
     def spatial(channel: sitk.Image, _: int) -> sitk.Image:
+        """Steps 1-3 on one channel, all in SimpleITK."""
         if config.n4:
             channel = n4_image(channel, config.n4_shrink, n4_mask, config.n4_iterations)
-        if grid != source:
+        if resampled:
             channel = resample_anisotropic(
-                channel, grid, interpolation, config.anisotropy_threshold
+                channel, target, interpolation, config.anisotropy_threshold
             )
         return channel
 
     array = image.array
-    if config.n4 or grid != source:
-        array = map_channels(image, grid, spatial).array
+    if config.n4 or resampled:
+        array = map_channels(image, target, spatial).array
     label_array = None
     if label is not None:
         label_array = label.array
-        if grid != source:
-            label_array = map_channels(label, grid, lambda c, _: resample(c, grid, "nearest")).array
+        if resampled:
+            nearest = map_channels(label, target, lambda c, _: resample(c, target, "nearest"))
+            label_array = nearest.array
+    grid = target  # steps 4 and 7 crop it
     if config.crop_nonzero:
         start, stop = nonzero_box(array)
         if start != (0,) * grid.ndim or stop != grid.shape:
             grid = grid.cropped(start, stop)
-            array = slice_or_pad(array, start, stop, 0)  # a view: normalisation copies
+            array = np.ascontiguousarray(slice_or_pad(array, start, stop, 0))  # frees the rest
             if label_array is not None:
                 label_array = np.ascontiguousarray(slice_or_pad(label_array, start, stop, 0))
     spatial_array = array  # before clipping and normalisation (the crop_mode box uses it)
