@@ -87,3 +87,26 @@ def test_format_table_aligns_columns() -> None:
 
 def test_format_table_empty_rows() -> None:
     assert format_table([], ["a", "bb"]).splitlines() == ["a  bb", "-  --"]
+
+
+def test_canonical_view_is_simpleitk_dicomorient() -> None:
+    """The overlay's LPS view of a tilted sagittal scan is ``sitk.DICOMOrient``'s, voxelwise."""
+    import SimpleITK as sitk
+
+    from volseg.report import _canonical
+
+    t = np.deg2rad(12.0)
+    tilt = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+    direction = tilt @ np.asarray(DIRECTION).reshape(3, 3)
+    rng = np.random.default_rng(1)
+    array = rng.normal(size=(2, 8, 12, 10)).astype(np.float32)
+    volume = Volume(array, (0.8, 0.8, 2.5), (10.0, -5.0, 3.0), tuple(direction.ravel()))
+    view = _canonical(volume)
+    for c in range(2):
+        reference = sitk.DICOMOrient(volume.to_sitk(c), "LPS")
+        np.testing.assert_array_equal(view.array[c], sitk.GetArrayFromImage(reference))
+        assert view.spacing == pytest.approx(reference.GetSpacing())
+        assert view.origin == pytest.approx(reference.GetOrigin())
+        assert view.direction == pytest.approx(reference.GetDirection())
+    assert view.shape == (12, 10, 8)  # axes permuted
+    assert np.all(np.diag(view.direction_matrix) > 0.9)  # flipped onto L, P, S: close to identity

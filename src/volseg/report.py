@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from volseg._atomic import atomic_path
+from volseg.data.preprocessing import reorient
 from volseg.io import Volume
 
 __all__ = ["format_table", "save_overlay_png"]
@@ -22,42 +23,13 @@ _REFERENCE_COLOUR = "#30d158"  # green
 
 
 def _canonical(volume: Volume) -> Volume:
-    """Reorder a 3-D volume's axes so that its direction is close to identity (LPS).
+    """A 3-D volume with its axes permuted and flipped to LPS (direction close to identity).
 
-    Only permutes and flips the array (no interpolation), so the physical content is unchanged.
-    The display is then the same for a scan stored axially, sagittally or flipped.
+    :func:`volseg.data.preprocessing.reorient` (``sitk.DICOMOrient``): no interpolation, the
+    physical content is unchanged, so the display is the same for a scan stored axially,
+    sagittally or flipped. 2-D volumes are returned as they are.
     """
-    if volume.ndim != 3:
-        return volume
-    direction = volume.direction_matrix
-    # Index axis a (array axis 2 - a) points mostly along physical axis perm[a].
-    perm = [int(np.argmax(np.abs(direction[:, a]))) for a in range(3)]
-    if sorted(perm) != [0, 1, 2]:  # strongly oblique: leave as stored
-        return volume
-    signs = [float(np.sign(direction[perm[a], a])) for a in range(3)]
-    array = volume.array
-    for a in range(3):
-        if signs[a] < 0:
-            array = np.flip(array, axis=3 - a)  # ITK axis a is array axis (3 - a) incl. channel
-    # New array axis for physical axis p is the old array axis of index axis a with perm[a] == p.
-    order = [0] + [3 - perm.index(p) for p in (2, 1, 0)]
-    array = np.transpose(array, order)
-    spacing = tuple(volume.spacing[perm.index(p)] for p in range(3))
-    new_dir = np.zeros((3, 3))
-    for p in range(3):
-        a = perm.index(p)
-        new_dir[:, p] = direction[:, a] * signs[a]
-    # The new voxel 0 is the old far corner along every flipped axis.
-    size = np.asarray(volume.shape[::-1], dtype=np.float64)  # ITK order
-    first = np.where(np.asarray(signs) < 0, size - 1.0, 0.0) * np.asarray(volume.spacing)
-    origin = np.asarray(volume.origin) + direction @ first
-    return Volume(
-        np.ascontiguousarray(array),
-        spacing,
-        tuple(float(v) for v in origin),
-        tuple(float(v) for v in new_dir.ravel()),
-        volume.source,
-    )
+    return reorient(volume, "LPS")
 
 
 def _centre(label: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]:

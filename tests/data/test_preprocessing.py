@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 from volseg.config import PreprocessConfig
-from volseg.data.preprocessing import Grid, PreprocessRecord, preprocess, restore
+from volseg.data.preprocessing import Grid, PreprocessRecord, preprocess, reorient, restore
 from volseg.data.synthetic import make_phantom
 from volseg.io import Volume
 
@@ -188,3 +188,70 @@ def test_two_target_spacings_on_a_3d_scan_set_the_plane_and_keep_z() -> None:
     assert work.spacing == pytest.approx((1.5, 1.25, image.spacing[2]))
     with pytest.raises(ValueError, match=r"target_spacing \(1\.5,\) has 1 values for a 3-D"):
         preprocess(image, PreprocessConfig(orient=None, target_spacing=(1.5,)))
+
+
+def test_reorientation_alone_is_simpleitk_dicomorient(phantom: tuple[Volume, Volume]) -> None:
+    """Orient only: the working image is ``sitk.DICOMOrient`` of each channel, on its grid."""
+    image, _ = phantom
+    two = image.with_array(np.concatenate([image.array, 2.0 * image.array + 1.0]))
+    config = PreprocessConfig(orient="RAS", crop_nonzero=False, normalize="none")
+    work, _, record = preprocess(two, config)
+    oriented = reorient(two, "RAS")
+    assert Grid.of(oriented) == record.grid
+    for c in range(2):
+        reference = sitk.DICOMOrient(two.to_sitk(c), "RAS")
+        np.testing.assert_array_equal(oriented.array[c], sitk.GetArrayFromImage(reference))
+        np.testing.assert_allclose(work.array[c], oriented.array[c], rtol=1e-6, atol=1e-5)
+
+
+def test_resampling_is_simpleitk_resample_per_channel(phantom: tuple[Volume, Volume]) -> None:
+    """Reorient + respacing of a 3-channel oblique scan: one ``sitk.Resample`` per channel."""
+    image, label = phantom
+    rng = np.random.default_rng(0)
+    three = image.with_array(rng.normal(size=(3, *image.shape)).astype(np.float32))
+    config = PreprocessConfig(
+        orient="LPS", target_spacing=(1.3, 0.7, 1.6), crop_nonzero=False, normalize="none"
+    )
+    work, work_label, record = preprocess(three, config, label)
+    reference_grid = record.grid.reference_image()
+    for c in range(3):
+        expected = sitk.Resample(
+            three.to_sitk(c), reference_grid, sitk.Transform(), sitk.sitkLinear
+        )
+        np.testing.assert_array_equal(work.array[c], sitk.GetArrayFromImage(expected))
+    nearest = sitk.Resample(
+        label.to_sitk(), reference_grid, sitk.Transform(), sitk.sitkNearestNeighbor
+    )
+    assert work_label is not None
+    np.testing.assert_array_equal(work_label.array[0], sitk.GetArrayFromImage(nearest))
+    assert work.array.flags.c_contiguous and work_label.array.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("normalize", "minmax"),
+        ("interpolation", "cubic"),
+        ("crop_mode", "edge"),
+        ("n4_mask", "all"),
+    ],
+)
+def test_unknown_choices_are_refused_before_any_work(key: str, value: str) -> None:
+    image, _ = make_phantom(shape=(6, 7, 8))
+    config = PreprocessConfig(orient=None, **{key: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"preprocess\.{key}: '{value}'"):
+        preprocess(image, config)
+
+
+def test_restore_fills_each_channel_where_the_grid_does_not_reach(
+    phantom: tuple[Volume, Volume],
+) -> None:
+    image, _ = (_padded(v) for v in phantom)
+    work, _, record = preprocess(image, PreprocessConfig(target_spacing=(1.0, 1.0, 1.0)))
+    probs = np.full((3, *work.shape), 0.5, dtype=np.float32)
+    back = restore(work.with_array(probs), record, "linear", [1.0, 0.0, 0.25])
+    assert back.same_grid(image)
+    assert tuple(back.array[:, 0, 0, 0]) == (1.0, 0.0, 0.25)  # the padding was cropped away
+    assert np.all(
+        back.array[:, image.shape[0] // 2, image.shape[1] // 2, image.shape[2] // 2] == 0.5
+    )
