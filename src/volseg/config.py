@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -26,9 +27,11 @@ __all__ = [
     "ModelConfig",
     "PreprocessConfig",
     "TrainConfig",
+    "TransformConfig",
     "config_from_dict",
     "config_to_dict",
     "dump_config",
+    "legacy_augment",
     "load_config",
 ]
 
@@ -107,48 +110,101 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    """On-the-fly augmentation; each transform fires with its own probability.
+class TransformConfig:
+    """One registered random transform (see ``volseg.data.transforms.list_transforms()``).
+
+    YAML: ``{name: affine, p: 0.9, kwargs: {degrees: 15, scale: [0.85, 1.15]}}``, the same
+    shape as ``model`` and ``loss``. Names are checked where the transforms are built
+    (``volseg.data.transforms.build_augmentation``, called by ``PatchDataset``).
 
     Attributes:
-        flip_axes: array axes that may be mirrored (each with ``flip_p``).
-        affine_p: probability of a random rotation + scaling.
-        rotate_deg: maximal absolute rotation about each axis, degrees.
-        scale_range: isotropic scale factor range.
-        elastic_p: probability of a random B-spline deformation.
-        elastic_grid: B-spline mesh size per axis (V-Net: 2, a 2x2x2 control grid).
-        elastic_sigma: displacement std of control points, voxels (V-Net: 15).
-        intensity_p: probability of a random intensity shift/scale (Myronenko).
-        shift: shift by up to +/- ``shift`` std; ``scale``: multiply by 1 +/- ``scale``.
-        gamma_p: probability of a random gamma (contrast) change in ``gamma_range``.
-        noise_std: largest std of additive Gaussian noise (0 disables).
-        bias_p: probability of a smooth multiplicative bias field of up to +/- ``bias_strength``.
-        histogram_p: probability of matching the patch's histogram to another training case
-            (V-Net), with ``histogram_levels`` bins and ``histogram_points`` quantiles (ITK).
+        name: a registered transform name.
+        p: probability that it fires for a sample (``flip``: per axis).
+        kwargs: the transform's own arguments (its docstring lists them, with units).
+    """
+
+    name: str
+    p: float = 1.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly augmentation: registered transforms applied in order to every sample.
+
+    Spatial transforms (flip, affine, bspline) compose into one sampling grid per patch; the
+    intensity ones (histogram_matching, bias_field, gamma, intensity_shift_scale, noise) then
+    act in list order. See ``docs/augmentation.md``.
+
+    Attributes:
+        transforms: the transforms, first to last.
         crops_per_volume: 0 draws a random case per sample; ``n`` takes ``n`` consecutive
             samples from each case in a shuffled epoch order (Adeniji: 3 crops per volume).
     """
 
-    flip_axes: tuple[int, ...] = ()
-    flip_p: float = 0.5
-    affine_p: float = 0.0
-    rotate_deg: float = 15.0
-    scale_range: tuple[float, float] = (0.85, 1.15)
-    elastic_p: float = 0.0
-    elastic_grid: int = 2
-    elastic_sigma: float = 15.0
-    intensity_p: float = 0.0
-    shift: float = 0.1
-    scale: float = 0.1
-    gamma_p: float = 0.0
-    gamma_range: tuple[float, float] = (0.7, 1.5)
-    noise_std: float = 0.0
-    bias_p: float = 0.0
-    bias_strength: float = 0.3
-    histogram_p: float = 0.0
-    histogram_levels: int = 1024
-    histogram_points: int = 7
+    transforms: tuple[TransformConfig, ...] = ()
     crops_per_volume: int = 0
+
+
+_LEGACY_AUGMENT_KEYS = (
+    "flip_axes flip_p affine_p rotate_deg scale_range elastic_p elastic_grid elastic_sigma "
+    "intensity_p shift scale gamma_p gamma_range noise_std bias_p bias_strength histogram_p "
+    "histogram_levels histogram_points"
+).split()
+
+
+def legacy_augment(old: dict[str, Any]) -> dict[str, Any]:
+    """Convert an ``augment`` section with the old flat keys into the ``transforms`` list.
+
+    The conversion (old defaults where a key is missing; a transform appears only when it
+    could fire), in the old sampler's order:
+    ``flip_axes``/``flip_p`` -> ``flip``; ``affine_p``/``rotate_deg``/``scale_range`` ->
+    ``affine`` (``degrees``, ``scale``); ``elastic_p``/``elastic_grid``/``elastic_sigma`` ->
+    ``bspline`` (``grid``, ``sigma_voxels``); ``histogram_p``/``histogram_levels``/
+    ``histogram_points`` -> ``histogram_matching`` (``levels``, ``points``); ``bias_p``/
+    ``bias_strength`` -> ``bias_field`` (``strength``); ``gamma_p``/``gamma_range`` ->
+    ``gamma``; ``intensity_p``/``shift``/``scale`` -> ``intensity_shift_scale``; ``noise_std``
+    -> ``noise`` (``std``, p = 1). A section without old keys is returned as it is; other keys
+    (``crops_per_volume``, unknown ones) are kept for the normal checks.
+    """
+    if not any(key in old for key in _LEGACY_AUGMENT_KEYS):
+        return old
+    warnings.warn(
+        "augment: flat keys (flip_p, affine_p, elastic_sigma, ...) are deprecated; write "
+        "augment.transforms: [{name: flip, p: 0.5, kwargs: {axes: [2]}}, ...]",
+        FutureWarning,
+        stacklevel=2,
+    )
+    get = {
+        "flip_axes": [], "flip_p": 0.5, "affine_p": 0.0, "rotate_deg": 15.0,
+        "scale_range": [0.85, 1.15], "elastic_p": 0.0, "elastic_grid": 2, "elastic_sigma": 15.0,
+        "intensity_p": 0.0, "shift": 0.1, "scale": 0.1, "gamma_p": 0.0,
+        "gamma_range": [0.7, 1.5], "noise_std": 0.0, "bias_p": 0.0, "bias_strength": 0.3,
+        "histogram_p": 0.0, "histogram_levels": 1024, "histogram_points": 7,
+    }  # fmt: skip
+    get.update({k: v for k, v in old.items() if k in get})
+    entries: list[tuple[str, Any, dict[str, Any], bool]] = [
+        ("flip", get["flip_p"], {"axes": list(get["flip_axes"])}, bool(get["flip_axes"])),
+        ("affine", get["affine_p"],
+         {"degrees": get["rotate_deg"], "scale": list(get["scale_range"])}, True),
+        ("bspline", get["elastic_p"],
+         {"grid": get["elastic_grid"], "sigma_voxels": get["elastic_sigma"]}, True),
+        ("histogram_matching", get["histogram_p"],
+         {"levels": get["histogram_levels"], "points": get["histogram_points"]}, True),
+        ("bias_field", get["bias_p"], {"strength": get["bias_strength"]}, True),
+        ("gamma", get["gamma_p"], {"gamma_range": list(get["gamma_range"])}, True),
+        ("intensity_shift_scale", get["intensity_p"],
+         {"shift": get["shift"], "scale": get["scale"]}, True),
+        ("noise", 1.0, {"std": get["noise_std"]}, get["noise_std"] > 0),
+    ]  # fmt: skip
+    transforms = [
+        {"name": name, "p": p, "kwargs": kwargs}
+        for name, p, kwargs, used in entries
+        if used and p > 0
+    ]
+    new = {k: v for k, v in old.items() if k not in _LEGACY_AUGMENT_KEYS}
+    new["transforms"] = list(new.get("transforms", [])) + transforms
+    return new
 
 
 @dataclass(frozen=True)
@@ -353,6 +409,8 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     """A :class:`Config` from nested plain data; raises :class:`ConfigError` naming the key."""
+    if isinstance(data.get("augment"), dict):  # configs and checkpoints of the old flat keys
+        data = {**data, "augment": legacy_augment(data["augment"])}
     return _from_dict(Config, data, "")
 
 
