@@ -146,11 +146,27 @@ class AugmentConfig:
     crops_per_volume: int = 0
 
 
-_LEGACY_AUGMENT_KEYS = (
-    "flip_axes flip_p affine_p rotate_deg scale_range elastic_p elastic_grid elastic_sigma "
-    "intensity_p shift scale gamma_p gamma_range noise_std bias_p bias_strength histogram_p "
-    "histogram_levels histogram_points"
-).split()
+_LEGACY_AUGMENT_KEYS = [
+    "flip_axes",
+    "flip_p",
+    "affine_p",
+    "rotate_deg",
+    "scale_range",
+    "elastic_p",
+    "elastic_grid",
+    "elastic_sigma",
+    "intensity_p",
+    "shift",
+    "scale",
+    "gamma_p",
+    "gamma_range",
+    "noise_std",
+    "bias_p",
+    "bias_strength",
+    "histogram_p",
+    "histogram_levels",
+    "histogram_points",
+]
 
 
 def legacy_augment(old: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +191,7 @@ def legacy_augment(old: dict[str, Any]) -> dict[str, Any]:
         FutureWarning,
         stacklevel=2,
     )
-    get = {
+    get: dict[str, Any] = {
         "flip_axes": [], "flip_p": 0.5, "affine_p": 0.0, "rotate_deg": 15.0,
         "scale_range": [0.85, 1.15], "elastic_p": 0.0, "elastic_grid": 2, "elastic_sigma": 15.0,
         "intensity_p": 0.0, "shift": 0.1, "scale": 0.1, "gamma_p": 0.0,

@@ -4,9 +4,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-
 import pytest
+import torch
 
 from volseg.config import AugmentConfig, ConfigError, PreprocessConfig, TransformConfig
 from volseg.data import transforms

@@ -28,6 +28,9 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
 
 from volseg.config import AugmentConfig, ConfigError, PreprocessConfig
+from volseg.data.cache import PreprocessCache
+from volseg.data.layouts import Case
+from volseg.data.preprocessing import PreprocessRecord, preprocess
 from volseg.data.transforms import (
     Context,
     RandomCrop,
@@ -37,9 +40,6 @@ from volseg.data.transforms import (
     params_from_dict,
     params_to_dict,
 )
-from volseg.data.cache import PreprocessCache
-from volseg.data.layouts import Case
-from volseg.data.preprocessing import PreprocessRecord, preprocess
 from volseg.io import Volume, VolumeReadError, read_volume
 
 __all__ = [

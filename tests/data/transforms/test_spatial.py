@@ -33,7 +33,9 @@ def _sitk_image(array: np.ndarray, spacing_zyx: tuple[float, ...]) -> sitk.Image
 
 @pytest.mark.parametrize("shape,patch", [((30, 31, 32), (8, 10, 12)), ((40, 44), (16, 12))])
 def test_no_transform_is_an_exact_crop(
-    shape: tuple[int, ...], patch: tuple[int, ...], make_sample: Callable  # type: ignore[type-arg]
+    shape: tuple[int, ...],
+    patch: tuple[int, ...],
+    make_sample: Callable,  # type: ignore[type-arg]
 ) -> None:
     sample = make_sample(shape)
     start = [3] * len(shape)
@@ -97,7 +99,9 @@ def test_sigma_in_voxels_scales_by_spacing(make_sample: Callable) -> None:  # ty
     np.testing.assert_allclose(voxels.control[0], mm.control[0] * 2.5, rtol=1e-6)
     np.testing.assert_allclose(voxels.control[2], mm.control[2] * 1.2, rtol=1e-6)
     vnet = RandomBSplineDeformation()  # the V-Net default: 15 voxels, mesh 2
-    assert vnet.sigma_voxels == 15.0 and vnet.draw(np.random.default_rng(0), context).control.shape == (3, 5, 5, 5)
+    assert vnet.sigma_voxels == 15.0 and vnet.draw(
+        np.random.default_rng(0), context
+    ).control.shape == (3, 5, 5, 5)
     with pytest.raises(ValueError, match="not both"):
         RandomBSplineDeformation(sigma_mm=1.0, sigma_voxels=1.0)
 
@@ -154,7 +158,9 @@ def test_rotation_on_anisotropic_voxels_is_a_rotation_in_mm(make_blob: Callable)
     euler = sitk.Euler3DTransform()
     euler.SetMatrix(rotation[::-1, ::-1].ravel().tolist())  # array order -> (x, y, z)
     reference = _sitk_image(image, spacing)
-    center = reference.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in reversed(shape)])
+    center = reference.TransformContinuousIndexToPhysicalPoint(
+        [(n - 1) / 2 for n in reversed(shape)]
+    )
     euler.SetCenter(center)
     scaled = sitk.Similarity3DTransform()
     scaled.SetMatrix(euler.GetMatrix())
@@ -163,7 +169,9 @@ def test_rotation_on_anisotropic_voxels_is_a_rotation_in_mm(make_blob: Callable)
     expected = sitk.GetArrayFromImage(sitk.Resample(reference, scaled, sitk.sitkLinear, 0.0))
     assert np.abs(ours - expected).max() < 1e-4
     # rotating the voxel array instead (ignoring the spacing) would differ clearly
-    voxels = AffineParams(tuple((np.diag(1 / np.array(spacing)) @ matrix @ np.diag(spacing)).ravel()))
+    voxels = AffineParams(
+        tuple((np.diag(1 / np.array(spacing)) @ matrix @ np.diag(spacing)).ravel())
+    )
     wrong = RandomAffine().apply(sample, voxels).image[0].numpy()
     assert np.abs(wrong - expected).max() > 0.1
 

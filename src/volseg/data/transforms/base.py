@@ -267,14 +267,12 @@ class Compose:
             if center is None:
                 center = [(n - 1) / 2 for n in sample.shape]
             image, label = resample(image, label, to_voxels(points, center, spacing))
-        for transform, q in fired:
-            if isinstance(transform, IntensityTransform):
-                image = transform.transform_image(image, q)
+        for changer, q in fired:
+            if isinstance(changer, IntensityTransform):
+                image = changer.transform_image(image, q)
         return Sample(image, label, sample.spacing)
 
-    def __call__(
-        self, sample: Sample, rng: np.random.Generator, case: int | None = None
-    ) -> Sample:
+    def __call__(self, sample: Sample, rng: np.random.Generator, case: int | None = None) -> Sample:
         """Draw parameters for the whole volume ``sample`` and apply them."""
         return self.apply(sample, self.get_params(rng, Context.of(sample, case)))
 

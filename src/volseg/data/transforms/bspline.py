@@ -55,7 +55,9 @@ def bspline_field(control: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     dims = len(shape)
     bases = [bspline_basis(int(n), int(c) - 3) for n, c in zip(shape, control.shape[1:])]
     field = control.float()
-    for axis in reversed(range(1, dims)):  # the small contractions first: (D, ..., c) -> (D, ..., n)
+    for axis in reversed(
+        range(1, dims)
+    ):  # the small contractions first: (D, ..., c) -> (D, ..., n)
         field = torch.movedim(
             torch.tensordot(field, bases[axis], dims=([axis + 1], [1])), -1, axis + 1
         )

@@ -141,7 +141,9 @@ class RandomHistogramMatching(IntensityTransform[HistogramParams]):
 
     def _tables(self, image: torch.Tensor) -> tuple[HistogramTable, ...]:
         return tuple(
-            histogram_table(channel.float().numpy(), self.levels, self.points, self.threshold_at_mean)
+            histogram_table(
+                channel.float().numpy(), self.levels, self.points, self.threshold_at_mean
+            )
             for channel in image
         )
 
