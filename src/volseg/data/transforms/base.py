@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from volseg.config import AugmentConfig, ConfigError
-from volseg.data.transforms.grid import regular_points, resample, to_voxels
+from volseg.data.transforms.grid import regular_points, resample
 from volseg.registry import Registry
 
 __all__ = [
@@ -114,7 +114,8 @@ class Context:
         image: the input ``(C, *S)`` (a whole case, or one slice of it for 2-D patches).
         spacing: voxel size in mm, array order.
         shape: spatial shape of the grid the transform writes (the patch, the volume, a crop).
-        stats: per-channel statistics of the whole case.
+        stats: per-channel statistics of the whole case; ``None``: computed from ``image``
+            when a transform asks (:meth:`channel_stats`).
         case: index of the case among the volumes given to :meth:`RandomTransform.prepare`
             (histogram matching picks another one), ``None`` for a volume outside them.
     """
@@ -122,14 +123,17 @@ class Context:
     image: torch.Tensor
     spacing: tuple[float, ...]
     shape: tuple[int, ...]
-    stats: tuple[ChannelStats, ...]
+    stats: tuple[ChannelStats, ...] | None = None
     case: int | None = None
 
     @classmethod
     def of(cls, sample: Sample, case: int | None = None) -> Context:
-        """The context of a whole-volume ``sample`` (statistics computed here)."""
-        stats = channel_stats(sample.image)
-        return cls(sample.image, sample.spacing_mm, sample.shape, stats, case)
+        """The context of a whole-volume ``sample``."""
+        return cls(sample.image, sample.spacing_mm, sample.shape, None, case)
+
+    def channel_stats(self) -> tuple[ChannelStats, ...]:
+        """``stats``, or the statistics of ``image`` when none were given."""
+        return self.stats if self.stats is not None else channel_stats(self.image)
 
     @property
     def dims(self) -> int:
@@ -266,7 +270,7 @@ class Compose:
                 points = regular_points(shapes[0], spacing)
             if center is None:
                 center = [(n - 1) / 2 for n in sample.shape]
-            image, label = resample(image, label, to_voxels(points, center, spacing))
+            image, label = resample(image, label, points, center, spacing)
         for changer, q in fired:
             if isinstance(changer, IntensityTransform):
                 image = changer.transform_image(image, q)

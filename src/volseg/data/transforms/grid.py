@@ -14,41 +14,58 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["regular_points", "resample", "to_voxels"]
+__all__ = ["regular_points", "resample"]
 
 
-def regular_points(shape: Sequence[int], spacing: Sequence[float]) -> torch.Tensor:
-    """Voxel centres of a grid as mm offsets from its centre: ``(*shape, D)``."""
-    axes = [
-        (torch.arange(int(n), dtype=torch.float32) - (int(n) - 1) / 2) * float(s)
-        for n, s in zip(shape, spacing)
-    ]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-
-
-def to_voxels(
-    points: torch.Tensor, center: Sequence[float], spacing: Sequence[float]
+def regular_points(
+    shape: Sequence[int], spacing: Sequence[float], plus: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Continuous voxel indices ``center + points / spacing`` (array order)."""
-    return points / torch.tensor(spacing, dtype=torch.float32) + torch.tensor(
-        center, dtype=torch.float32
-    )
+    """Voxel centres of a grid as mm offsets from its centre: ``(*shape, D)``.
+
+    Args:
+        plus: a ``(D, *shape)`` displacement in mm to add (written in the same pass).
+    """
+    dims = len(shape)
+    out = torch.empty((*[int(n) for n in shape], dims), dtype=torch.float32)
+    for axis, (n, step) in enumerate(zip(shape, spacing)):
+        ramp = (torch.arange(int(n), dtype=torch.float32) - (int(n) - 1) / 2) * float(step)
+        view = [1] * dims
+        view[axis] = int(n)
+        if plus is None:
+            out[..., axis] = ramp.view(view)
+        else:
+            torch.add(ramp.view(view), plus[axis], out=out[..., axis])
+    return out
 
 
 def resample(
-    image: torch.Tensor, label: torch.Tensor | None, voxels: torch.Tensor
+    image: torch.Tensor,
+    label: torch.Tensor | None,
+    points: torch.Tensor,
+    center: Sequence[float],
+    spacing: Sequence[float],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Read ``image`` ``(C, *S)`` (linear) and ``label`` ``(1, *S)`` (nearest) at ``voxels``.
+    """Read ``image`` ``(C, *S)`` (linear) and ``label`` ``(1, *S)`` (nearest) at ``points``.
 
     Args:
-        voxels: ``(*out, D)`` continuous voxel indices of the input, array order.
+        points: ``(*out, D)`` mm offsets (array order) from the voxel ``center`` of the input.
+        spacing: the input's voxel size in mm, array order.
 
     Returns:
         ``(C, *out)`` float32 image and ``(1, *out)`` label of the label's dtype (or ``None``).
     """
-    shape = image.shape[1:]
-    size = torch.tensor([max(int(n) - 1, 1) for n in shape], dtype=torch.float32)
-    grid = (2.0 * voxels / size - 1.0).flip(-1).unsqueeze(0)  # grid_sample wants (x, y, z)
+    # voxel v = center + point / spacing; grid_sample wants 2 v / (n - 1) - 1 in (x, y, z) order
+    dims = points.shape[-1]
+    grid = torch.empty((1, *points.shape), dtype=torch.float32)
+    for axis, (n, c, step) in enumerate(zip(image.shape[1:], center, spacing)):
+        size = max(int(n) - 1, 1)
+        out = grid[0, ..., dims - 1 - axis]
+        torch.add(
+            torch.tensor(2.0 * c / size - 1.0),
+            points[..., axis],
+            alpha=2.0 / (step * size),
+            out=out,
+        )
     out = F.grid_sample(
         image[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True
     )[0]

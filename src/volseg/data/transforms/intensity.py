@@ -61,10 +61,10 @@ class RandomIntensityShiftScale(IntensityTransform[ShiftScaleParams]):
         self.shift, self.scale = float(shift), float(scale)
 
     def draw(self, rng: np.random.Generator, context: Context) -> ShiftScaleParams:
-        channels = len(context.stats)
-        shift = rng.uniform(-self.shift, self.shift, channels)
-        scale = rng.uniform(1 - self.scale, 1 + self.scale, channels)
-        offset = [float(d) * s.std for d, s in zip(shift, context.stats)]
+        stats = context.channel_stats()
+        shift = rng.uniform(-self.shift, self.shift, len(stats))
+        scale = rng.uniform(1 - self.scale, 1 + self.scale, len(stats))
+        offset = [float(d) * s.std for d, s in zip(shift, stats)]
         return ShiftScaleParams(tuple(scale.tolist()), tuple(offset))
 
     def transform_image(self, image: torch.Tensor, params: ShiftScaleParams) -> torch.Tensor:
@@ -103,7 +103,7 @@ class RandomGamma(IntensityTransform[GammaParams]):
     def draw(self, rng: np.random.Generator, context: Context) -> GammaParams:
         low, high = np.log(self.gamma_range[0]), np.log(self.gamma_range[1])
         gamma = float(np.exp(rng.uniform(low, high)))
-        stats = context.stats
+        stats = context.channel_stats()
         return GammaParams(gamma, tuple(s.minimum for s in stats), tuple(s.maximum for s in stats))
 
     def transform_image(self, image: torch.Tensor, params: GammaParams) -> torch.Tensor:
@@ -174,7 +174,7 @@ class RandomBiasField(IntensityTransform[BiasFieldParams]):
 
     def draw(self, rng: np.random.Generator, context: Context) -> BiasFieldParams:
         control = rng.uniform(-self.strength, self.strength, [self.grid + 3] * context.dims)
-        low = tuple(s.minimum for s in context.stats)
+        low = tuple(s.minimum for s in context.channel_stats())
         return BiasFieldParams(control.astype(np.float32), low)
 
     def transform_image(self, image: torch.Tensor, params: BiasFieldParams) -> torch.Tensor:

@@ -227,8 +227,7 @@ class RandomBSplineDeformation(SpatialTransform[BSplineParams]):
     ) -> torch.Tensor:
         control = torch.from_numpy(params.control)
         if points is None:  # the regular grid: separable, a few matrix products
-            field = torch.movedim(bspline_field(control, shape), 0, -1)
-            return regular_points(shape, spacing) + field
+            return regular_points(shape, spacing, plus=bspline_field(control, shape))
         step = torch.tensor(spacing, dtype=torch.float32)
         half = torch.tensor([(n - 1) / 2 for n in shape], dtype=torch.float32)
         voxels = (points / step + half).reshape(-1, len(shape))
