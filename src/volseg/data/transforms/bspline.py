@@ -2,20 +2,18 @@
 
 A field of ``D``-vectors (or scalars, ``D = 1``) is given by control values
 ``(D, *[mesh + 3 per axis])``; its ``mesh`` cells span the grid from the first to the last voxel
-centre, as ITK's ``BSplineTransform`` of order 3 over the same domain. Two evaluations, equal on
-a regular grid: :func:`bspline_field` is separable (a few small matrix products, then one of the
-output's size) and :func:`bspline_at` takes arbitrary points (used when the points were already
-moved by another transform).
+centre, as ITK's ``BSplineTransform`` of order 3 over the same domain. :func:`bspline_field`
+evaluates it on the grid separably (a few small matrix products, then one of the output's size);
+:func:`bspline_weights` gives the four weights at any mesh coordinate.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
 
-__all__ = ["bspline_at", "bspline_basis", "bspline_field", "bspline_weights"]
+__all__ = ["bspline_basis", "bspline_field", "bspline_weights"]
 
 
 def bspline_weights(t: torch.Tensor, mesh: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,31 +63,3 @@ def bspline_field(control: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     rest = field.shape[2:]
     out = torch.matmul(bases[0], field.reshape(field.shape[0], field.shape[1], -1))
     return out.reshape(field.shape[0], int(shape[0]), *rest)
-
-
-def bspline_at(control: torch.Tensor, voxels: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """The field at arbitrary points: ``(N, D_out)`` for voxel coordinates ``voxels`` ``(N, D)``.
-
-    ``voxels`` are continuous array indices of the grid ``shape``; points outside the grid take
-    the value at the nearest point of its border region (the field is clamped, not zero).
-    """
-    dims = len(shape)
-    meshes = [int(c) - 3 for c in control.shape[1:]]
-    cells, weights = [], []
-    for axis in range(dims):
-        scale = meshes[axis] / max(int(shape[axis]) - 1, 1)
-        cell, weight = bspline_weights(voxels[:, axis].float() * scale, meshes[axis])
-        cells.append(cell)
-        weights.append(weight)
-    flat = control.float().reshape(control.shape[0], -1)
-    strides = [1] * dims
-    for axis in reversed(range(dims - 1)):
-        strides[axis] = strides[axis + 1] * (meshes[axis + 1] + 3)
-    out = torch.zeros(voxels.shape[0], control.shape[0])
-    for offsets in itertools.product(range(4), repeat=dims):
-        index = sum((cells[a] + offsets[a]) * strides[a] for a in range(dims))
-        weight = weights[0][:, offsets[0]]
-        for a in range(1, dims):
-            weight = weight * weights[a][:, offsets[a]]
-        out += flat[:, index].T * weight[:, None]
-    return out

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from volseg.data.transforms.base import Context, SpatialTransform, register_transform
-from volseg.data.transforms.bspline import bspline_at, bspline_field
-from volseg.data.transforms.grid import regular_points
+from volseg.data.transforms.bspline import bspline_field
+from volseg.data.transforms.grid import regular_points, resample
 
 __all__ = [
     "AffineParams",
@@ -176,7 +176,9 @@ class RandomBSplineDeformation(SpatialTransform[BSplineParams]):
     code builds ``sitk.BSplineTransformInitializer(image, [2, 2, 2])``, a mesh of 2 cells and 5
     control points per axis. Here ``grid`` is that mesh size (TorchIO's ``num_control_points`` is
     ``grid + 3``). The mesh spans the output grid (a patch, or the whole volume) from the first to
-    the last voxel centre, as ITK's ``BSplineTransform`` over that domain.
+    the last voxel centre, as ITK's ``BSplineTransform`` over that domain. When another spatial
+    transform acts after this one (its map runs first), the dense field is read at the moved
+    points by linear interpolation, within a small fraction of a voxel of the exact spline.
 
     Give the displacement std in one unit: ``sigma_mm`` (isotropic in space) or
     ``sigma_voxels`` (per axis: ``sigma_voxels * spacing`` mm, the V-Net paper's unit). Neither
@@ -225,13 +227,14 @@ class RandomBSplineDeformation(SpatialTransform[BSplineParams]):
         shape: tuple[int, ...],
         spacing: tuple[float, ...],
     ) -> torch.Tensor:
-        control = torch.from_numpy(params.control)
-        if points is None:  # the regular grid: separable, a few matrix products
-            return regular_points(shape, spacing, plus=bspline_field(control, shape))
-        step = torch.tensor(spacing, dtype=torch.float32)
-        half = torch.tensor([(n - 1) / 2 for n in shape], dtype=torch.float32)
-        voxels = (points / step + half).reshape(-1, len(shape))
-        return points + bspline_at(control, voxels, shape).reshape(points.shape)
+        field = bspline_field(torch.from_numpy(params.control), shape)  # (D, *shape), mm
+        if points is None:  # the regular grid: the field itself
+            return regular_points(shape, spacing, plus=field)
+        # points moved by another transform: read the dense field there (linear, clamped at the
+        # border); the cubic field varies over whole mesh cells, so this is close to exact
+        half = [(n - 1) / 2 for n in shape]
+        values = resample(field, None, points, half, spacing)[0]
+        return points + torch.movedim(values, 0, -1)
 
 
 @dataclass(frozen=True)
