@@ -181,7 +181,8 @@ def legacy_augment(old: dict[str, Any]) -> dict[str, Any]:
     ``bias_strength`` -> ``bias_field`` (``strength``); ``gamma_p``/``gamma_range`` ->
     ``gamma``; ``intensity_p``/``shift``/``scale`` -> ``intensity_shift_scale``; ``noise_std``
     -> ``noise`` (``std``, p = 1). A section without old keys is returned as it is; other keys
-    (``crops_per_volume``, unknown ones) are kept for the normal checks.
+    (``crops_per_volume``, unknown ones) are kept for the normal checks. The input is not
+    changed; a conversion warns once (``FutureWarning``) with the new spelling.
     """
     if not any(key in old for key in _LEGACY_AUGMENT_KEYS):
         return old
