@@ -178,7 +178,9 @@ def legacy_augment(old: dict[str, Any]) -> dict[str, Any]:
     ``affine`` (``degrees``, ``scale``); ``elastic_p``/``elastic_grid``/``elastic_sigma`` ->
     ``bspline`` (``grid``, ``sigma_voxels``); ``histogram_p``/``histogram_levels``/
     ``histogram_points`` -> ``histogram_matching`` (``levels``, ``points``); ``bias_p``/
-    ``bias_strength`` -> ``bias_field`` (``strength``); ``gamma_p``/``gamma_range`` ->
+    ``bias_strength`` -> ``bias_field`` (``strength`` = 2.75 x ``bias_strength``: the old field
+    was trilinear between 3 control values per axis, the cubic B-spline field averages more and
+    needs 2.75x the control amplitude for the same std); ``gamma_p``/``gamma_range`` ->
     ``gamma``; ``intensity_p``/``shift``/``scale`` -> ``intensity_shift_scale``; ``noise_std``
     -> ``noise`` (``std``, p = 1). A section without old keys is returned as it is; other keys
     (``crops_per_volume``, unknown ones) are kept for the normal checks. The input is not
@@ -208,7 +210,7 @@ def legacy_augment(old: dict[str, Any]) -> dict[str, Any]:
          {"grid": get["elastic_grid"], "sigma_voxels": get["elastic_sigma"]}, True),
         ("histogram_matching", get["histogram_p"],
          {"levels": get["histogram_levels"], "points": get["histogram_points"]}, True),
-        ("bias_field", get["bias_p"], {"strength": get["bias_strength"]}, True),
+        ("bias_field", get["bias_p"], {"strength": 2.75 * get["bias_strength"]}, True),
         ("gamma", get["gamma_p"], {"gamma_range": list(get["gamma_range"])}, True),
         ("intensity_shift_scale", get["intensity_p"],
          {"shift": get["shift"], "scale": get["scale"]}, True),

@@ -146,6 +146,7 @@ def test_legacy_flat_keys_convert_to_the_list() -> None:
         ("intensity_shift_scale", 0.9), ("noise", 1.0),
     ]  # fmt: skip
     assert new["transforms"][2]["kwargs"] == {"grid": 3, "sigma_voxels": 2.0}
+    assert new["transforms"][3]["kwargs"] == {"strength": 2.75 * 0.4}
     assert legacy_augment(new) is new  # already new: unchanged, no warning
     with pytest.warns(FutureWarning):
         config = config_from_dict({"augment": OLD_DEMO})

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from volseg.data.transforms import (
     Compose,
@@ -68,3 +69,23 @@ def test_patch_is_the_crop_of_the_transformed_volume(make_sample: Callable) -> N
     whole = pipeline.apply(sample, params).image
     patch = pipeline.apply(sample, params, center=[5.0, 6.0, 7.0], shape=(5, 5, 5)).image
     torch.testing.assert_close(patch, whole[:, 3:8, 4:9, 5:10], atol=1e-5, rtol=1e-5)
+
+
+def test_legacy_bias_strength_factor_keeps_the_field_std() -> None:
+    """The old trilinear field (3 control values per axis, U(-s, s)) and the B-spline field of
+    strength 2.75 s have the same std (legacy_augment's factor)."""
+    rng = np.random.default_rng(0)
+    old, new = [], []
+    for _ in range(100):
+        control = torch.from_numpy(rng.uniform(-0.4, 0.4, (1, 1, 3, 3, 3)).astype(np.float32))
+        old.append(
+            float(
+                F.interpolate(control, size=(32,) * 3, mode="trilinear", align_corners=True).std()
+            )
+        )
+        params = RandomBiasField(strength=2.75 * 0.4).draw(
+            rng, Context.of(Sample(torch.zeros(1, 32, 32, 32)))
+        )
+        new.append(float(RandomBiasField().transform_image(torch.ones(1, 32, 32, 32), params)
+                         .log().std()))  # fmt: skip
+    assert abs(np.mean(new) / np.mean(old) - 1) < 0.1
