@@ -1,12 +1,13 @@
 """Augmentation speed: volseg's B-spline deformation vs TorchIO, and the loader vs a V-Net step.
 
-1. ``RandomBSplineDeformation(grid=(2, 2, 2), sigma)`` against TorchIO's
-   ``RandomElasticDeformation(num_control_points=5)`` (the same 5x5x5 control grid, i.e. a mesh
-   of 2 cells), image (linear) + label (nearest), on 128x128x64 and 160x192x160 volumes.
-   Target: volseg >= 10x faster.
-2. The training loader (:class:`volseg.data.sampling.PatchDataset` with the V-Net recipe:
-   B-spline deformation, histogram matching, flips) producing one 128x128x64 sample, against one
-   V-Net training step (forward + backward + SGD) on it. Target: loading < 10% of the step.
+1. ``RandomBSplineDeformation(grid=2, sigma_voxels=5)`` (registered as ``bspline``) against
+   TorchIO's ``RandomElasticDeformation(num_control_points=5)`` (the same 5x5x5 control grid,
+   i.e. a mesh of 2 cells), image (linear) + label (nearest), on 128x128x64 and 160x192x160
+   volumes. Target: volseg >= 10x faster.
+2. The training loader (:class:`volseg.data.sampling.PatchDataset` with the V-Net recipe from the
+   registry: ``flip``, ``bspline``, ``histogram_matching``) producing one 128x128x64 sample,
+   against one V-Net training step (forward + backward + SGD) on it. Target: loading < 10% of
+   the step.
 
 Run: ``PYTHONPATH=src python benchmarks/augmentation.py [--quick]``.
 """
@@ -21,28 +22,28 @@ import torch
 import torchio as tio
 from common import Timing, print_table, setup_threads, time_call
 
-from volseg.config import AugmentConfig, PreprocessConfig
-from volseg.data.augmentation import RandomBSplineDeformation
+from volseg.config import AugmentConfig, PreprocessConfig, TransformConfig
 from volseg.data.preprocessing import preprocess
 from volseg.data.sampling import LoadedCase, PatchDataset, labels_to_indices
 from volseg.data.synthetic import make_phantom
+from volseg.data.transforms import RandomBSplineDeformation, Sample
 from volseg.nn import create_model
 
 
-def _sample(shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+def _sample(shape: tuple[int, ...]) -> Sample:
     gen = torch.Generator().manual_seed(0)
     image = torch.randn((1, *shape), generator=gen)
     label = (torch.rand((1, *shape), generator=gen) > 0.7).to(torch.int64)
-    return {"image": image, "label": label}
+    return Sample(image, label)
 
 
 def _pair(shape: tuple[int, ...], repeat: int) -> tuple[Timing, Timing]:
     sample = _sample(shape)
-    ours = RandomBSplineDeformation(grid=(2, 2, 2), sigma=5.0)
+    ours = RandomBSplineDeformation(grid=2, sigma_voxels=5.0)
     rng = np.random.default_rng(0)
     subject = tio.Subject(
-        image=tio.ScalarImage(tensor=sample["image"]),
-        label=tio.LabelMap(tensor=sample["label"]),
+        image=tio.ScalarImage(tensor=sample.image),
+        label=tio.LabelMap(tensor=sample.label),
     )
     peer = tio.RandomElasticDeformation(num_control_points=5, max_displacement=7.5)
     return (
@@ -75,7 +76,13 @@ def loader_vs_step(repeat: int) -> None:
                 record,
             )
         )
-    vnet = AugmentConfig(flip_axes=(0, 1, 2), elastic_p=1.0, elastic_sigma=15.0, histogram_p=1.0)
+    vnet = AugmentConfig(
+        (
+            TransformConfig("flip", 0.5, {"axes": [0, 1, 2]}),
+            TransformConfig("bspline", 1.0, {"grid": 2, "sigma_voxels": 15.0}),
+            TransformConfig("histogram_matching", 1.0),
+        )
+    )
     data = PatchDataset(cases, (64, 128, 128), vnet, 0.5, 1000, seed=0)
     counter = iter(range(10**6))
     load = time_call(lambda: data[next(counter)], repeat=repeat)

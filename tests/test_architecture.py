@@ -25,6 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
         "volseg.decoding",
         "volseg._atomic",
         "volseg._nifti",
+        "volseg._typed",
+        "volseg._legacy_config",
     ),
     ("volseg.data",),
     ("volseg.nn",),

@@ -1,22 +1,23 @@
 """Typed, frozen configuration: one dataclass per stage, loaded from and dumped to YAML.
 
-A YAML file mirrors :class:`Config`; unknown keys and wrong types are errors that name the key.
+A YAML file mirrors :class:`Config`; unknown keys, wrong types and values outside a ``Literal``
+field's choices are errors that name the key (:mod:`volseg._typed` does the checking).
 Sizes and spacings follow :mod:`volseg.io`: ``patch_size``/``window`` are in array order
 ``(z, y, x)``; ``target_spacing`` is in ITK order ``(x, y, z)`` like every spacing on disk.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import types
-import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal
 
 import yaml
+
+from volseg._legacy_config import upgrade
+from volseg._typed import ConfigError, from_plain, to_plain
 
 __all__ = [
     "AugmentConfig",
@@ -32,16 +33,12 @@ __all__ = [
     "ScheduleConfig",
     "StoppingConfig",
     "TrainConfig",
+    "TransformConfig",
     "config_from_dict",
     "config_to_dict",
     "dump_config",
     "load_config",
-    "move_legacy_keys",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -118,47 +115,39 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    """On-the-fly augmentation; each transform fires with its own probability.
+class TransformConfig:
+    """One registered random transform (see ``volseg.data.transforms.list_transforms()``).
+
+    YAML: ``{name: affine, p: 0.9, kwargs: {degrees: 15, scale: [0.85, 1.15]}}``, the same
+    shape as ``model`` and ``loss``. Names are checked where the transforms are built
+    (``volseg.data.transforms.build_augmentation``, called by ``PatchDataset``).
 
     Attributes:
-        flip_axes: array axes that may be mirrored (each with ``flip_p``).
-        affine_p: probability of a random rotation + scaling.
-        rotate_deg: maximal absolute rotation about each axis, degrees.
-        scale_range: isotropic scale factor range.
-        elastic_p: probability of a random B-spline deformation.
-        elastic_grid: B-spline mesh size per axis (V-Net: 2, a 2x2x2 control grid).
-        elastic_sigma: displacement std of control points, voxels (V-Net: 15).
-        intensity_p: probability of a random intensity shift/scale (Myronenko).
-        shift: shift by up to +/- ``shift`` std; ``scale``: multiply by 1 +/- ``scale``.
-        gamma_p: probability of a random gamma (contrast) change in ``gamma_range``.
-        noise_std: largest std of additive Gaussian noise (0 disables).
-        bias_p: probability of a smooth multiplicative bias field of up to +/- ``bias_strength``.
-        histogram_p: probability of matching the patch's histogram to another training case
-            (V-Net), with ``histogram_levels`` bins and ``histogram_points`` quantiles (ITK).
+        name: a registered transform name.
+        p: probability that it fires for a sample (``flip``: per axis).
+        kwargs: the transform's own arguments (its docstring lists them, with units).
+    """
+
+    name: str
+    p: float = 1.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly augmentation: registered transforms applied in order to every sample.
+
+    Spatial transforms (flip, affine, bspline) compose into one sampling grid per patch; the
+    intensity ones (histogram_matching, bias_field, gamma, intensity_shift_scale, noise) then
+    act in list order. See ``docs/augmentation.md``.
+
+    Attributes:
+        transforms: the transforms, first to last.
         crops_per_volume: 0 draws a random case per sample; ``n`` takes ``n`` consecutive
             samples from each case in a shuffled epoch order (Adeniji: 3 crops per volume).
     """
 
-    flip_axes: tuple[int, ...] = ()
-    flip_p: float = 0.5
-    affine_p: float = 0.0
-    rotate_deg: float = 15.0
-    scale_range: tuple[float, float] = (0.85, 1.15)
-    elastic_p: float = 0.0
-    elastic_grid: int = 2
-    elastic_sigma: float = 15.0
-    intensity_p: float = 0.0
-    shift: float = 0.1
-    scale: float = 0.1
-    gamma_p: float = 0.0
-    gamma_range: tuple[float, float] = (0.7, 1.5)
-    noise_std: float = 0.0
-    bias_p: float = 0.0
-    bias_strength: float = 0.3
-    histogram_p: float = 0.0
-    histogram_levels: int = 1024
-    histogram_points: int = 7
+    transforms: tuple[TransformConfig, ...] = ()
     crops_per_volume: int = 0
 
 
@@ -361,174 +350,29 @@ class Config:
     run_dir: str = "runs/default"
 
 
-T = TypeVar("T")
-
-
-def _convert(value: Any, hint: Any, where: str) -> Any:
-    """Check ``value`` against the type ``hint`` and convert lists to tuples, dicts to classes."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None:
-            if type(None) in options:
-                return None
-            raise ConfigError(f"{where}: may not be null")
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0])
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return _from_dict(hint, value, where)  # type: ignore[arg-type]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            choices = ", ".join(str(a) for a in allowed)
-            raise ConfigError(f"{where}: expected one of {choices}; got {value!r}")
-        return value
-    if hint is Any:
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported type {hint}")
-
-
-def _from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
-        )
-    kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError as err:  # a check in __post_init__ names the key within its section
-        raise ConfigError(f"{where}.{err}" if where else str(err)) from None
-
-
-# Keys that moved when TrainConfig was split by concern: old dotted path -> new dotted path.
-# Files and checkpoints written before keep loading; a FutureWarning names the new spelling.
-MOVED_KEYS: dict[str, str] = {
-    "train.regions": "data.regions",
-    "train.optimizer": "train.optimizer.name",
-    "train.lr": "train.optimizer.lr",
-    "train.momentum": "train.optimizer.momentum",
-    "train.weight_decay": "train.optimizer.weight_decay",
-    "train.nesterov": "train.optimizer.nesterov",
-    "train.grad_clip": "train.optimizer.grad_clip",
-    "train.schedule": "train.schedule.name",
-    "train.step_size": "train.schedule.step_size",
-    "train.step_gamma": "train.schedule.step_gamma",
-    "train.poly_power": "train.schedule.poly_power",
-    "train.warmup_epochs": "train.schedule.warmup_epochs",
-    "train.warmup_start_lr": "train.schedule.warmup_start_lr",
-    "train.early_stopping_patience": "train.stopping.patience",
-    "train.early_stopping_min_delta": "train.stopping.min_delta",
-    "train.max_minutes": "train.stopping.max_minutes",
-    "train.amp": "train.runtime.amp",
-    "train.device": "train.runtime.device",
-    "train.deterministic": "train.runtime.deterministic",
-    "train.threads": "train.runtime.threads",
-    "train.num_workers": "train.runtime.num_workers",
-    "train.log_grad_norms": "train.runtime.log_grad_norms",
-}
-
-
-def move_legacy_keys(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Plain config data with keys of :data:`MOVED_KEYS` moved to their new place.
-
-    Returns the new data (the input is not changed) and one ``"old -> new"`` line per moved key.
-    A key is old when it holds a value where a section now stands (``train.optimizer: sgd``)
-    or when its name no longer exists in its section.
-    """
-    out = copy.deepcopy(data)
-    moved = []
-    for old, new in MOVED_KEYS.items():
-        section, key = old.split(".")
-        table = out.get(section)
-        if not isinstance(table, dict) or key not in table or isinstance(table[key], dict):
-            continue
-        value = table.pop(key)
-        *parents, leaf = new.split(".")
-        target = out
-        for name in parents:
-            target = target.setdefault(name, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"{name}: expected a mapping, got {target!r}")
-        if leaf in target:
-            raise ConfigError(f"{old} and {new} both given; keep {new}")
-        target[leaf] = value
-        moved.append(f"{old} -> {new}")
-    return out, moved
-
-
 def config_from_dict(
     data: dict[str, Any], *, warn_moved: bool = True, source: str = "config"
 ) -> Config:
     """A :class:`Config` from nested plain data; raises :class:`ConfigError` naming the key.
 
-    Keys written by earlier volseg versions are moved to their new place
-    (:func:`move_legacy_keys`), with one ``FutureWarning`` naming ``source`` and the keys, unless
-    ``warn_moved`` is false (checkpoints: the user cannot edit them).
+    Data written by volseg 0.1 (flat ``train.lr``, ``train.amp``, ``train.regions``, flat
+    ``augment`` keys) is first brought to today's spelling (:mod:`volseg._legacy_config`), with
+    one ``FutureWarning`` naming ``source`` and every change, unless ``warn_moved`` is false
+    (checkpoints and exported models: the user cannot edit them).
     """
-    data, moved = move_legacy_keys(data)
-    if moved and warn_moved:
+    data, changes = upgrade(data)
+    if changes and warn_moved:
         warnings.warn(
-            f"{source}: keys moved, old spelling still read: {'; '.join(moved)}",
+            f"{source}: old spelling read, please update: {'; '.join(changes)}",
             FutureWarning,
             stacklevel=2,
         )
-    return _from_dict(Config, data, "")
+    return from_plain(Config, data, "")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain nested data (tuples as lists) for YAML or a checkpoint."""
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    result: dict[str, Any] = plain(config)
+    result: dict[str, Any] = to_plain(config)
     return result
 
 

@@ -26,6 +26,7 @@ from volseg.config import (
     RuntimeConfig,
     ScheduleConfig,
     TrainConfig,
+    TransformConfig,
     dump_config,
 )
 from volseg.data.synthetic import write_phantom_dataset
@@ -63,7 +64,13 @@ def tiny_config(
     return Config(
         data=data,
         preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
-        augment=AugmentConfig(affine_p=0.5, flip_axes=(0, 1, 2), intensity_p=0.5),
+        augment=AugmentConfig(
+            (
+                TransformConfig("flip", 0.5, {"axes": [0, 1, 2]}),
+                TransformConfig("affine", 0.5),
+                TransformConfig("intensity_shift_scale", 0.5),
+            )
+        ),
         model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
         loss=LossConfig("dice_ce"),
         train=TrainConfig(**train),  # type: ignore[arg-type]

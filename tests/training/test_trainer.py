@@ -15,6 +15,7 @@ from volseg.config import (
     ModelConfig,
     PreprocessConfig,
     TrainConfig,
+    TransformConfig,
     config_from_dict,
 )
 from volseg.data.layouts import find_cases
@@ -28,7 +29,9 @@ def tiny_config(root: Path, run_dir: Path, **train_kwargs: object) -> Config:
     return Config(
         data=DataConfig(root=str(root), labels=(0, 1, 2), val_fraction=0.34),
         preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
-        augment=AugmentConfig(affine_p=0.5, flip_axes=(0, 1, 2)),
+        augment=AugmentConfig(
+            (TransformConfig("flip", 0.5, {"axes": [0, 1, 2]}), TransformConfig("affine", 0.5))
+        ),
         model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
         train=TrainConfig(
             **{  # type: ignore[arg-type]
@@ -129,7 +132,9 @@ def test_a_2d_net_trains_on_slices_of_3d_scans_and_predicts_them(
     config = dataclasses.replace(
         tiny_config(phantoms, tmp_path / "run", epochs=1, patch_size=(16, 16)),
         preprocess=PreprocessConfig(target_spacing=(1.5, 1.5)),  # in-plane; z kept
-        augment=AugmentConfig(affine_p=0.5, flip_axes=(0, 1)),
+        augment=AugmentConfig(
+            (TransformConfig("flip", 0.5, {"axes": [0, 1]}), TransformConfig("affine", 0.5))
+        ),
         model=ModelConfig("resunet", {"spatial_dims": 2, "channels": (4, 8, 8)}),
         infer=InferConfig(window=(16, 16), batch_size=4),
     )

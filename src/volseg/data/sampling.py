@@ -4,7 +4,8 @@ A :class:`PatchDataset` draws, for sample ``i`` of epoch ``e``, everything from 
 with ``(seed, e, i)``: which case, where (a foreground voxel with probability
 ``foreground_ratio``, otherwise anywhere), and the augmentation parameters. The same seed gives
 the same batches with any number of DataLoader workers, and :meth:`PatchDataset.sample_params`
-re-draws (or ``param_log`` records) the parameters of any sample for replay.
+re-draws (a :class:`SampleParams`; ``param_log`` records them as JSON) the parameters of any
+sample for replay.
 
 :func:`load_case` reads and preprocesses a case once; with ``preprocess.cache_dir`` set it keeps
 the result on disk (:mod:`volseg.data.cache`) so later runs read arrays. :func:`build_loader`
@@ -13,6 +14,7 @@ wraps a dataset in a DataLoader with worker processes (one torch thread each) an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -25,21 +27,29 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
 
-from volseg.config import AugmentConfig, PreprocessConfig
-from volseg.data.augmentation import (
-    HistogramTable,
-    RandomIntensity,
-    RandomSpatial,
-    histogram_table,
-    match_histogram,
-    params_to_dict,
-)
+from volseg.config import AugmentConfig, ConfigError, PreprocessConfig
 from volseg.data.cache import PreprocessCache
 from volseg.data.layouts import Case
 from volseg.data.preprocessing import PreprocessRecord, preprocess
+from volseg.data.transforms import (
+    Context,
+    RandomCrop,
+    Sample,
+    build_augmentation,
+    channel_stats,
+    params_from_dict,
+    params_to_dict,
+)
 from volseg.io import Volume, VolumeReadError, read_volume
 
-__all__ = ["LoadedCase", "PatchDataset", "build_loader", "labels_to_indices", "load_case"]
+__all__ = [
+    "LoadedCase",
+    "PatchDataset",
+    "SampleParams",
+    "build_loader",
+    "labels_to_indices",
+    "load_case",
+]
 
 _MAX_FOREGROUND_POINTS = 20_000
 
@@ -119,21 +129,65 @@ def load_case(
     return LoadedCase(case.case_id, image, torch.from_numpy(target), points, record)
 
 
+@dataclass(frozen=True)
+class SampleParams:
+    """Every random choice behind one training sample (replay it with
+    :meth:`PatchDataset.apply`).
+
+    Attributes:
+        epoch, index: which sample of which epoch; with the dataset's seed they fix the rest.
+        case: index of the case in the dataset; case_id its id.
+        slice: for 2-D patches of a 3-D case, the slice (first array axis); else ``None``.
+        center: voxel (array order, in the case or its slice) the patch is centred on.
+        transforms: the parameters of each configured transform, by position (``None`` where
+            it did not fire); frozen dataclasses of :mod:`volseg.data.transforms`.
+    """
+
+    epoch: int
+    index: int
+    case: int
+    case_id: str
+    slice: int | None
+    center: tuple[float, ...]
+    transforms: tuple[Any, ...]
+
+    def to_dict(self, names: Sequence[str]) -> dict[str, Any]:
+        """JSON-ready data; ``names`` are the transforms' registered names, in order."""
+        return {
+            "epoch": self.epoch,
+            "index": self.index,
+            "case": self.case,
+            "case_id": self.case_id,
+            "slice": self.slice,
+            "center": list(self.center),
+            "transforms": [
+                {"name": name, "params": params_to_dict(params)}
+                for name, params in zip(names, self.transforms)
+            ],
+        }
+
+
 class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
     """Random augmented patches from loaded cases; ``len`` is the samples of one epoch.
 
     Per sample: pick a case (random, or ``augment.crops_per_volume`` consecutive samples per case
-    of a shuffled epoch order), a centre, then cut the patch with flips / rotation / scaling /
-    B-spline deformation (:class:`~volseg.data.augmentation.RandomSpatial`), match its histogram
-    to another case's (``augment.histogram_p``, V-Net) and change intensities
-    (:class:`~volseg.data.augmentation.RandomIntensity`). With a 2-D ``patch_size`` a 3-D case
-    gives 2-D patches of its slices along the first array axis (after reorientation, e.g. axial
-    for LPS), as nnU-Net's 2d configuration trains; the slice is the centre's (``slice``).
+    of a shuffled epoch order), a centre, then draw the parameters of ``augment.transforms``
+    (registered transforms of :mod:`volseg.data.transforms`, built by
+    :func:`~volseg.data.transforms.build_augmentation`, which rejects unknown names). The spatial
+    ones (flip, affine, bspline; in mm, with the case's spacing) compose into one grid centred
+    on the patch, image and target are read there once, then the intensity ones act. With a
+    2-D ``patch_size`` a 3-D case gives 2-D patches of its slices along the first array axis
+    (after reorientation, e.g. axial for LPS), as nnU-Net's 2d configuration trains; the slice
+    is the centre's (``slice``).
 
     Args:
-        param_log: append one JSON line per sample (epoch, index, case, all parameters) to this
+        param_log: append one JSON line per sample (:meth:`SampleParams.to_dict`) to this
             file, from any worker; ``None`` logs nothing. :meth:`sample_params` gives the same
             without a file.
+
+    Raises:
+        ConfigError: an unknown transform name or bad arguments in ``augment.transforms``, or
+            a ``crop`` (patches are cut by ``patch_size``).
     """
 
     def __init__(
@@ -151,23 +205,21 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
         self.cases = list(cases)
         self.patch_size = tuple(int(p) for p in patch_size)
         self.augment = augment
-        self.spatial = RandomSpatial(augment, self.patch_size)
-        self.intensity = RandomIntensity(augment)
+        self.transforms = build_augmentation(augment)
+        for i, transform in enumerate(self.transforms.transforms):
+            if isinstance(transform, RandomCrop):
+                raise ConfigError(
+                    f"augment.transforms[{i}]: crop cannot augment patches; the patch is cut by "
+                    "train.patch_size (use augment.crops_per_volume for crops per case)"
+                )
+        self.transforms.prepare([case.image for case in self.cases])
+        self.stats = [channel_stats(case.image) for case in self.cases]
         self.foreground_ratio = foreground_ratio
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         # in shared memory: persistent DataLoader workers see set_epoch() of the main process
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.param_log = Path(param_log) if param_log is not None else None
-        self.tables: list[list[HistogramTable]] = []
-        if augment.histogram_p > 0 and len(self.cases) > 1:
-            self.tables = [
-                [
-                    histogram_table(ch.numpy(), augment.histogram_levels, augment.histogram_points)
-                    for ch in case.image
-                ]
-                for case in self.cases
-            ]
 
     @property
     def epoch(self) -> int:
@@ -187,7 +239,17 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.cases))
         return int(order[(index // n) % len(self.cases)])
 
-    def sample_params(self, index: int) -> dict[str, Any]:
+    def _input(self, params: SampleParams) -> Sample:
+        """The case (or its slice) the patch of ``params`` is read from."""
+        case = self.cases[params.case]
+        image, target = case.image, case.target
+        spacing = tuple(float(s) for s in reversed(case.record.grid.spacing))
+        if params.slice is not None:  # a 2-D patch from one slice of a 3-D case
+            image, target = image[:, params.slice], target[:, params.slice]
+            spacing = spacing[1:]
+        return Sample(image, target, spacing[-len(self.patch_size) :])
+
+    def sample_params(self, index: int) -> SampleParams:
         """Every random choice of sample ``index`` of the current epoch (nothing applied)."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
         case_index = self._case_index(rng, index)
@@ -204,42 +266,40 @@ class PatchDataset(TorchDataset[tuple[torch.Tensor, torch.Tensor]]):
         if slices:
             slice_index = int(np.clip(np.rint(center[0]), 0, shape[0] - 1))
             center = center[1:]
-        spatial = self.spatial.get_params(rng, tuple(center))
-        reference = None
-        if self.tables and rng.random() < self.augment.histogram_p:
-            others = [i for i in range(len(self.cases)) if i != case_index]
-            reference = others[int(rng.integers(len(others)))]
-        channels, dims = int(case.image.shape[0]), len(self.patch_size)
-        intensity = self.intensity.get_params(rng, channels, dims)
-        return {
-            "epoch": self.epoch,
-            "index": index,
-            "case": case_index,
-            "case_id": case.case_id,
-            "slice": slice_index,
-            "spatial": spatial,
-            "histogram_reference": reference,
-            "intensity": intensity,
-        }
+        params = SampleParams(
+            self.epoch, index, case_index, case.case_id, slice_index, tuple(center.tolist()), ()
+        )
+        source = self._input(params)
+        context = Context(
+            source.image, source.spacing_mm, self.patch_size, self.stats[case_index], case_index
+        )
+        return dataclasses.replace(params, transforms=self.transforms.get_params(rng, context))
 
-    def apply(self, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def params_from_dict(self, data: dict[str, Any]) -> SampleParams:
+        """The :class:`SampleParams` of a ``param_log`` line (to replay a logged sample)."""
+        transforms = tuple(
+            None if entry["params"] is None else params_from_dict(t.params_type, entry["params"])
+            for t, entry in zip(self.transforms.transforms, data["transforms"], strict=True)
+        )
+        center = tuple(float(c) for c in data["center"])
+        return SampleParams(
+            data["epoch"], data["index"], data["case"], data["case_id"], data["slice"], center,
+            transforms,
+        )  # fmt: skip
+
+    def apply(self, params: SampleParams) -> tuple[torch.Tensor, torch.Tensor]:
         """The patch and target that ``params`` (from :meth:`sample_params`) describe."""
-        case = self.cases[params["case"]]
-        image, target = case.image, case.target
-        if params.get("slice") is not None:  # a 2-D patch from one slice of a 3-D case
-            image, target = image[:, params["slice"]], target[:, params["slice"]]
-        image, target = self.spatial.apply(image, target, params["spatial"])
-        assert target is not None
-        reference = params["histogram_reference"]
-        if reference is not None:
-            source, ref = self.tables[params["case"]], self.tables[reference]
-            image = torch.stack([match_histogram(ch, s, r) for ch, s, r in zip(image, source, ref)])
-        return self.intensity.apply(image, params["intensity"]), target
+        out = self.transforms.apply(
+            self._input(params), params.transforms, params.center, self.patch_size
+        )
+        assert out.label is not None
+        return out.image, out.label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         params = self.sample_params(index)
         if self.param_log is not None:
-            line = json.dumps(params_to_dict(params)) + "\n"
+            names = [t.name for t in self.transforms.transforms]
+            line = json.dumps(params.to_dict(names)) + "\n"
             fd = os.open(self.param_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line.encode())  # one append per line: workers do not interleave
