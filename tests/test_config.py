@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from volseg._legacy_config import MOVED_KEYS
 from volseg.config import (
-    MOVED_KEYS,
     Config,
     ConfigError,
     config_from_dict,
