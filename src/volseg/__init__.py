@@ -13,6 +13,8 @@ from volseg.config import Config, load_config
 from volseg.io import Volume, read_volume, write_volume
 
 if TYPE_CHECKING:
+    from volseg.data.layouts import find_cases, list_layouts
+    from volseg.data.transforms import list_transforms
     from volseg.inference import Predictor
     from volseg.losses import create_loss, list_losses
     from volseg.nn import create_model, list_models
@@ -24,8 +26,11 @@ __all__ = [
     "Volume",
     "create_loss",
     "create_model",
+    "find_cases",
+    "list_layouts",
     "list_losses",
     "list_models",
+    "list_transforms",
     "load_config",
     "read_volume",
     "train",
@@ -38,6 +43,9 @@ _LAZY = {
     "create_loss": "volseg.losses",
     "list_losses": "volseg.losses",
     "create_model": "volseg.nn",
+    "find_cases": "volseg.data.layouts",
+    "list_layouts": "volseg.data.layouts",
+    "list_transforms": "volseg.data.transforms",
     "list_models": "volseg.nn",
     "train": "volseg.training.trainer",
 }

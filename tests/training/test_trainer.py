@@ -173,3 +173,16 @@ def test_early_stopping_follows_the_monitor(phantoms: Path, tmp_path: Path) -> N
     result = train(config, progress=False)
     assert result.epochs == 2
     assert result.stop_reason == "early stopping: no val_loss gain in 1 epochs"
+
+
+def test_config_mistakes_fail_before_any_scan_is_read(tmp_path: Path) -> None:
+    """A misspelt transform is reported even though the scans are unreadable: no work is lost."""
+    from volseg.config import ConfigError, TransformConfig
+
+    manifest = write_phantom_dataset(tmp_path / "data", cases=2)
+    (tmp_path / "data" / "case01_0000.nii.gz").write_bytes(b"broken")
+    config = tiny_config(manifest, tmp_path / "run")
+    augment = dataclasses.replace(config.augment, transforms=(TransformConfig("fl1p"),))
+    with pytest.raises(ConfigError, match=r"augment.transforms\[0\].name: unknown transform"):
+        train(dataclasses.replace(config, augment=augment), progress=False)
+    assert not (tmp_path / "run").exists()

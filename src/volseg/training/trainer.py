@@ -39,6 +39,7 @@ from volseg.config import Config, dump_config
 from volseg.data.layouts import Case, find_cases
 from volseg.data.sampling import LoadedCase, PatchDataset, build_loader, load_case
 from volseg.data.splits import validation_ids
+from volseg.data.transforms import build_augmentation
 from volseg.losses import create_loss
 from volseg.nn.build import build_model
 from volseg.nn.network import check_network
@@ -155,18 +156,10 @@ def train(
         dataset = find_cases(config.data.root, config.data.layout)
         labels = list(config.data.labels or dataset.labels or (0, 1))
         channels = len(dataset.channel_names) or len(dataset.cases[0].images)
-        train_cases, val_cases = split_cases(dataset.cases, config)
-        train_loaded = _load_cases(train_cases, config, labels, channels)
-        val_loaded = _load_cases(val_cases, config, labels, channels)
-
-        run_dir = Path(config.run_dir)
         config = dataclasses.replace(
             config, data=dataclasses.replace(config.data, labels=tuple(labels))
         )
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(config, run_dir / "config.yaml")
-
+        # everything the config alone decides is checked before any scan is read
         model = build_model(config, channels, len(labels)).to(device)
         divisor = check_network(model).divisor
         if any(p % divisor for p in train_cfg.patch_size):
@@ -174,6 +167,15 @@ def train(
                 f"train.patch_size {train_cfg.patch_size} must be divisible by {divisor}"
             )
         loss_fn = create_loss(config.loss.name, **config.loss.kwargs).to(device)
+        build_augmentation(config.augment)
+        train_cases, val_cases = split_cases(dataset.cases, config)
+        train_loaded = _load_cases(train_cases, config, labels, channels)
+        val_loaded = _load_cases(val_cases, config, labels, channels)
+
+        run_dir = Path(config.run_dir)
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(config, run_dir / "config.yaml")
         optimizer = build_optimizer(train_cfg.optimizer, list(model.parameters()))
         state = TrainState(
             config=config,
