@@ -128,3 +128,14 @@ def test_shipped_configs_use_current_keys() -> None:
         warnings.simplefilter("error", FutureWarning)
         for path in CONFIGS:
             load_config(path)
+
+
+def test_metric_names_match_the_metrics_module() -> None:
+    import typing
+
+    from volseg.config import MetricName
+    from volseg.metrics import METRICS
+
+    assert typing.get_args(MetricName) == METRICS
+    with pytest.raises(ConfigError, match=r"train.val_metrics\[1\]: expected one of dice"):
+        config_from_dict({"train": {"val_metrics": ["dice", "f1"]}})

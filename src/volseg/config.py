@@ -255,6 +255,19 @@ class RuntimeConfig:
 
 
 Monitor = Literal["val_dice", "val_loss", "val_hd95"]
+MetricName = Literal[
+    "dice",
+    "jaccard",
+    "precision",
+    "recall",
+    "specificity",
+    "accuracy",
+    "hd",
+    "hd95",
+    "assd",
+    "surface_dice",
+]
+"""The names of :data:`volseg.metrics.METRICS` (a test keeps the two equal)."""
 
 
 @dataclass(frozen=True)
@@ -271,6 +284,11 @@ class TrainConfig:
         monitor: the validation score that picks ``checkpoint_best.pt`` and drives early
             stopping: ``val_dice`` (mean over labels/regions, higher is better), ``val_loss`` or
             ``val_hd95`` (mean over labels/regions, mm; lower is better).
+        val_metrics: metrics validation reports each epoch, per label/region and as their mean
+            (``val_<metric>``); Dice always, and what ``monitor`` needs (Adeniji Table 1:
+            ``[dice, precision, recall, accuracy]``).
+        metric_eps: Adeniji's smoothing eps of Dice, precision and recall (Eqs. 6, 8, 9; the
+            paper uses 1) in validation and the training-batch Dice; 0 = the exact ratios.
         optimizer, schedule, stopping, runtime: see their classes.
     """
 
@@ -281,6 +299,8 @@ class TrainConfig:
     foreground_ratio: float = 0.5
     seed: int = 0
     monitor: Monitor = "val_dice"
+    val_metrics: tuple[MetricName, ...] = ("dice",)
+    metric_eps: float = 0.0
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)

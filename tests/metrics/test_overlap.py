@@ -40,3 +40,15 @@ def test_overlap_hand_values() -> None:
     assert accuracy(pred, ref) == pytest.approx(12 / 16)
     row = score_masks(pred, ref, None, ["dice", "jaccard", "precision", "recall"])
     assert row == pytest.approx({"dice": 0.6, "jaccard": 3 / 7, "precision": 0.75, "recall": 0.5})
+
+
+def test_adeniji_eps_forms_by_hand() -> None:
+    """Eqs. 6, 8, 9 with eps = 1: TP 3, FP 1, FN 2 -> (6+1)/(9+1), 3/(4+1), 3/(5+1)."""
+    from volseg.metrics import overlap_from_counts
+
+    assert overlap_from_counts("dice", 3, 1, 2, 10, eps=1.0) == pytest.approx(0.7)
+    assert overlap_from_counts("precision", 3, 1, 2, 10, eps=1.0) == pytest.approx(0.6)
+    assert overlap_from_counts("recall", 3, 1, 2, 10, eps=1.0) == pytest.approx(0.5)
+    assert overlap_from_counts("dice", 0, 0, 0, 10, eps=1.0) == 1.0  # both empty: (0+1)/(0+1)
+    assert overlap_from_counts("accuracy", 3, 1, 2, 10, eps=1.0) == pytest.approx(13 / 16)
+    assert overlap_from_counts("dice", 3, 1, 2, 10) == pytest.approx(6 / 9)  # eps 0: exact

@@ -186,3 +186,46 @@ def test_config_mistakes_fail_before_any_scan_is_read(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"augment.transforms\[0\].name: unknown transform"):
         train(dataclasses.replace(config, augment=augment), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_batch_dice_by_hand() -> None:
+    from volseg.training.step import batch_dice
+
+    # softmax: 3 classes over 4 voxels; class 1 pred {0, 1} vs truth {0}, class 2 pred {2} vs {2, 3}
+    logits = torch.tensor([[0, 5, 0], [0, 5, 0], [0, 0, 5], [5, 0, 0]], dtype=torch.float32)
+    logits = logits.T.reshape(1, 3, 4, 1, 1)
+    target = torch.tensor([1, 0, 2, 2]).reshape(1, 1, 4, 1, 1)
+    assert batch_dice(logits, target) == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert batch_dice(logits, target, eps=1.0) == pytest.approx((3 / 4 + 3 / 4) / 2)
+    # regions: one sigmoid channel, pred {0, 1} (logit > 0) vs mask {1}
+    region_logits = torch.tensor([1.0, 2.0, -1.0, -3.0]).reshape(1, 1, 4, 1, 1)
+    masks = torch.tensor([0.0, 1.0, 0.0, 0.0]).reshape(1, 1, 4, 1, 1)
+    assert batch_dice(region_logits, masks) == pytest.approx(2 / 3)
+
+
+def test_vae_run_logs_terms_train_dice_and_adeniji_metrics(tmp_path: Path) -> None:
+    """The U-Net + VAE regime end to end: sigmoid regions, VAE loss terms, Table 1 metrics."""
+    from volseg.config import LossConfig
+
+    manifest = write_phantom_dataset(tmp_path / "data", cases=2, nested=True)
+    config = tiny_config(
+        manifest,
+        tmp_path / "run",
+        epochs=1,
+        val_metrics=("dice", "precision", "recall", "accuracy"),
+        metric_eps=1.0,
+    )
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, regions=((1, 2), (2,)), val_fraction=0.5),
+        model=ModelConfig("segresnet_vae", {"init_filters": 4, "vae_input_size": (16, 16, 16)}),
+        loss=LossConfig("vae"),
+    )
+    train(config, progress=False)
+    row = next(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert {"train_loss_dice", "train_loss_l2", "train_loss_kl", "train_dice"} <= set(row)
+    assert {"val_loss", "val_loss_dice"} <= set(row)
+    assert float(row["val_loss"]) == pytest.approx(float(row["val_loss_dice"]))
+    for metric in ("dice", "precision", "recall", "accuracy"):
+        assert {f"val_{metric}", f"val_{metric}_r0", f"val_{metric}_r1"} <= set(row)
+        assert 0.0 <= float(row[f"val_{metric}"]) <= 1.0

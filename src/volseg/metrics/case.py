@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from volseg.metrics._masks import as_bool_pair
-from volseg.metrics.overlap import OVERLAP_METRICS, _counts, _overlap
+from volseg.metrics.overlap import OVERLAP_METRICS, _counts, overlap_from_counts
 from volseg.metrics.surface import DISTANCE_METRICS, _empty_case, _hd_from, surface_distances
 from volseg.regions import Region, get_regions, labels_to_regions
 
@@ -32,10 +32,12 @@ def score_masks(
     *,
     tolerance: float = 1.0,
     empty_distance: float = math.inf,
+    eps: float = 0.0,
 ) -> dict[str, float]:
     """Several metrics of one mask pair, sharing the counts and the surface distances.
 
     ``metrics`` are names from :data:`METRICS`; returns ``{name: value}`` in that order.
+    ``eps`` smooths Dice, precision and recall (:func:`~volseg.metrics.overlap_from_counts`).
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -47,7 +49,7 @@ def score_masks(
     empty = _empty_case(p, r)
     for name in metrics:
         if name in OVERLAP_METRICS:
-            out[name] = _overlap(name, *counts)
+            out[name] = overlap_from_counts(name, *counts, eps=eps)
             continue
         if empty is not None:
             if name == "surface_dice":
@@ -80,6 +82,7 @@ def evaluate_case(
     regions: str | Sequence[Region] | None = None,
     tolerance: float = 1.0,
     empty_distance: float = math.inf,
+    eps: float = 0.0,
 ) -> dict[str, float]:
     """Metrics per foreground label and per region of two label maps: ``{"dice_1": .., ...}``.
 
@@ -103,7 +106,7 @@ def evaluate_case(
         pairs += [(reg.name, pm, rm) for reg, pm, rm in zip(region_set, p_regions, r_regions)]
     for key, pm, rm in pairs:
         scores = score_masks(
-            pm, rm, spacing, metrics, tolerance=tolerance, empty_distance=empty_distance
+            pm, rm, spacing, metrics, tolerance=tolerance, empty_distance=empty_distance, eps=eps
         )
         out.update({f"{name}_{key}": value for name, value in scores.items()})
     return out

@@ -5,6 +5,10 @@
 non-zero voxel is foreground. Both masks empty -> every score 1.0 (a correct "nothing there").
 Any ratio whose denominator is zero scores 1.0 when the prediction equals the reference and 0.0
 otherwise (precision with an empty prediction and a non-empty reference is 0.0).
+
+:func:`overlap_from_counts` takes an ``eps`` for Adeniji et al.'s smoothed forms (Eqs. 6, 8, 9:
+``(2 TP + eps) / (|P| + |R| + eps)``, ``TP / (|P| + eps)``, ``TP / (|R| + eps)``, eps = 1); with
+``eps = 0`` (the default everywhere) the exact ratios and the conventions above hold.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ __all__ = [
     "accuracy",
     "dice",
     "jaccard",
+    "overlap_from_counts",
     "precision",
     "recall",
     "specificity",
@@ -40,7 +45,15 @@ def _ratio(num: int, den: int, same: bool) -> float:
     return num / den
 
 
-def _overlap(name: str, tp: int, fp: int, fn: int, tn: int) -> float:
+def overlap_from_counts(name: str, tp: int, fp: int, fn: int, tn: int, eps: float = 0.0) -> float:
+    """The overlap metric ``name`` from the counts; ``eps > 0`` smooths Dice, precision and
+    recall as Adeniji et al. do (the other metrics ignore it)."""
+    if eps > 0 and name == "dice":
+        return (2 * tp + eps) / (2 * tp + fp + fn + eps)
+    if eps > 0 and name == "precision":
+        return tp / (tp + fp + eps)
+    if eps > 0 and name == "recall":
+        return tp / (tp + fn + eps)
     same = fp == 0 and fn == 0
     if name == "dice":
         return _ratio(2 * tp, 2 * tp + fp + fn, same)
@@ -59,29 +72,29 @@ def _overlap(name: str, tp: int, fp: int, fn: int, tn: int) -> float:
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Dice overlap ``2 TP / (2 TP + FP + FN) = 2 |P & R| / (|P| + |R|)``; 1.0 if both empty."""
-    return _overlap("dice", *_counts(*as_bool_pair(pred, ref)))
+    return overlap_from_counts("dice", *_counts(*as_bool_pair(pred, ref)))
 
 
 def jaccard(pred: np.ndarray, ref: np.ndarray) -> float:
     """Jaccard index (IoU) ``TP / (TP + FP + FN)``; 1.0 if both empty. Equals ``D / (2 - D)``."""
-    return _overlap("jaccard", *_counts(*as_bool_pair(pred, ref)))
+    return overlap_from_counts("jaccard", *_counts(*as_bool_pair(pred, ref)))
 
 
 def precision(pred: np.ndarray, ref: np.ndarray) -> float:
     """Precision ``TP / (TP + FP)``; empty prediction: 1.0 if the reference is empty, else 0.0."""
-    return _overlap("precision", *_counts(*as_bool_pair(pred, ref)))
+    return overlap_from_counts("precision", *_counts(*as_bool_pair(pred, ref)))
 
 
 def recall(pred: np.ndarray, ref: np.ndarray) -> float:
     """Recall (sensitivity) ``TP / (TP + FN)``; empty reference: 1.0 if pred empty, else 0.0."""
-    return _overlap("recall", *_counts(*as_bool_pair(pred, ref)))
+    return overlap_from_counts("recall", *_counts(*as_bool_pair(pred, ref)))
 
 
 def specificity(pred: np.ndarray, ref: np.ndarray) -> float:
     """Specificity ``TN / (TN + FP)``; a reference with no background: 1.0 if pred equals it."""
-    return _overlap("specificity", *_counts(*as_bool_pair(pred, ref)))
+    return overlap_from_counts("specificity", *_counts(*as_bool_pair(pred, ref)))
 
 
 def accuracy(pred: np.ndarray, ref: np.ndarray) -> float:
     """Accuracy ``(TP + TN) / N``, the fraction of voxels labelled alike (Adeniji Eq. 7)."""
-    return _overlap("accuracy", *_counts(*as_bool_pair(pred, ref)))
+    return overlap_from_counts("accuracy", *_counts(*as_bool_pair(pred, ref)))

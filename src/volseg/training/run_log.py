@@ -1,9 +1,10 @@
 """What a run records, per epoch: ``log.csv``, TensorBoard event files and PNG plots.
 
-* ``log.csv`` — one row per epoch: every loss term (``train_*``), validation loss and Dice
-  (mean and per class/region), learning rate, elapsed seconds;
+* ``log.csv`` — one row per epoch: training loss, its terms (``train_loss_<term>``) and the
+  batches' Dice (``train_dice``); validation loss and terms (``val_loss_<term>``), and every
+  validation metric (mean ``val_<metric>`` and per class/region); learning rate, seconds;
 * ``tensorboard/`` — the same scalars as real event files (``tensorboard --logdir RUN_DIR``);
-* ``curves.png`` — train vs validation loss and validation Dice over epochs;
+* ``curves.png`` — training beside validation: loss (and shared terms) and Dice over epochs;
 * with ``train.log_grad_norms``: ``grad_norms.csv`` (epoch, layer, mean L2 norm of the layer's
   weight gradient over the epoch's iterations) and ``grad_norms.png`` (norm against depth, one line
   per epoch), the gradient-flow view of Drozdzal et al. 2016.
@@ -17,6 +18,7 @@ import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,25 +48,46 @@ def read_log(path: str | Path) -> list[dict[str, float]]:
 
 
 def plot_curves(rows: Sequence[Mapping[str, float]], path: str | Path) -> None:
-    """Training-curve PNG: train vs validation loss (left), validation Dice (right)."""
+    """Training-curve PNG: losses (left), Dice (right), training beside validation.
+
+    Left: ``train_loss`` and ``val_loss``, and dashed the terms both report (``*_loss_<term>``:
+    for a VAE loss the validation total lacks the L2 and KL terms, so its Dice term is the fair
+    comparison). Right: ``train_dice`` (training batches) and ``val_dice``, and thin the Dice of
+    every label or region.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+    keys = list(rows[-1]) if rows else []
+
+    def plot(ax: Any, key: str, label: str, **style: Any) -> bool:
         values = [r.get(key, math.nan) for r in rows]
-        if any(not math.isnan(v) for v in values):
-            ax_loss.plot(epochs, values, marker=".", label=label)
+        if all(math.isnan(v) for v in values):
+            return False
+        ax.plot(epochs, values, marker=".", label=label, **style)
+        return True
+
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
+    plot(ax_loss, "train_loss", "train")
+    plot(ax_loss, "val_loss", "validation")
+    train_terms = [k[len("train_loss_") :] for k in keys if k.startswith("train_loss_")]
+    if len(train_terms) > 1:  # a one-term loss: its term is the total, already drawn
+        for term in train_terms:
+            if f"val_loss_{term}" in keys:
+                plot(ax_loss, f"train_loss_{term}", f"train {term} term", linestyle="--")
+                plot(ax_loss, f"val_loss_{term}", f"validation {term} term", linestyle="--")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    dice_keys = [k for k in rows[-1] if k.startswith("val_dice")] if rows else []
-    for key in dice_keys:
-        ax_dice.plot(epochs, [r.get(key, math.nan) for r in rows], marker=".", label=key[4:])
-    ax_dice.set(xlabel="epoch", ylabel="Dice", title="validation Dice", ylim=(0, 1))
-    if dice_keys:
+    shown = plot(ax_dice, "train_dice", "train (batches)")
+    shown |= plot(ax_dice, "val_dice", "validation")
+    for key in keys:
+        if key.startswith("val_dice_"):
+            shown |= plot(ax_dice, key, key[4:], linewidth=0.8, alpha=0.6)
+    ax_dice.set(xlabel="epoch", ylabel="Dice", title="Dice", ylim=(0, 1))
+    if shown:
         ax_dice.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

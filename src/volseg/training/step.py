@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from volseg.losses.base import logits_of
+from volseg.metrics import overlap_from_counts
 from volseg.regions import Region, batch_labels_to_regions
 from volseg.training.state import TrainState
 
-__all__ = ["autocast", "region_targets", "to_float", "train_step"]
+__all__ = ["autocast", "batch_dice", "region_targets", "to_float", "train_step"]
 
 
 def autocast(amp: str, device: torch.device) -> torch.autocast:
@@ -54,6 +56,30 @@ def to_float(output: Any) -> Any:
     return output
 
 
+@torch.no_grad()
+def batch_dice(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.0) -> float:
+    """Hard Dice of a training batch, the mean over foreground classes or regions.
+
+    Softmax regime: ``target`` is ``(B, 1, *S)`` class indices and the prediction the arg-max;
+    region regime: ``target`` is ``(B, R, *S)`` masks and the prediction ``logits > 0``. The
+    counts are pooled over the batch; ``eps`` smooths as Adeniji et al. do
+    (:func:`volseg.metrics.overlap_from_counts`). The training-side twin of validation Dice
+    (Adeniji Figs. 3-4 plot both), on patches and without ``infer`` settings.
+    """
+    if target.is_floating_point() or target.dtype == torch.bool:
+        pairs = [(logits[:, k] > 0, target[:, k] > 0.5) for k in range(logits.shape[1])]
+    else:
+        pred, truth = logits.argmax(1), target[:, 0]
+        pairs = [(pred == k, truth == k) for k in range(1, logits.shape[1])]
+    scores = []
+    for p, t in pairs:
+        tp = int((p & t).sum())
+        n_p, n_t = int(p.sum()), int(t.sum())
+        tn = p.numel() - n_p - n_t + tp
+        scores.append(overlap_from_counts("dice", tp, n_p - tp, n_t - tp, tn, eps))
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
 def train_step(
     model: nn.Module,
     image: torch.Tensor,
@@ -64,7 +90,10 @@ def train_step(
     after_backward: Callable[[], None] = lambda: None,
 ) -> dict[str, float]:
     """One optimiser step on a batch: forward under autocast, backward through the scaler,
-    optional gradient clipping, optimiser and scheduler step. Returns ``loss`` and every term.
+    optional gradient clipping, optimiser and scheduler step.
+
+    Returns ``loss``, ``loss_<term>`` for every term of the loss and ``dice``, the batch's hard
+    Dice (:func:`batch_dice`, with ``train.metric_eps``).
 
     Args:
         model: the network to call (the DDP wrapper under DDP).
@@ -77,7 +106,8 @@ def train_step(
     state.optimizer.zero_grad(set_to_none=True)
     with autocast(train.runtime.amp, device):
         output = model(image)
-    loss = loss_fn(to_float(output), target, image)
+    output = to_float(output)
+    loss = loss_fn(output, target, image)
     state.scaler.scale(loss.total).backward()
     state.scaler.unscale_(state.optimizer)
     after_backward()
@@ -86,7 +116,6 @@ def train_step(
     state.scaler.step(state.optimizer)
     state.scaler.update()
     state.scheduler.step()
-    terms = {name: float(value.detach()) for name, value in loss.terms.items()}
-    if len(terms) == 1:  # a single-term loss: its term is the total
-        terms = {}
-    return {"loss": float(loss.total.detach()), **terms}
+    terms = {f"loss_{name}": float(value.detach()) for name, value in loss.terms.items()}
+    dice = batch_dice(logits_of(output).detach(), target, train.metric_eps)
+    return {"loss": float(loss.total.detach()), **terms, "dice": dice}

@@ -51,7 +51,7 @@ from volseg.training.distributed import DistInfo, all_reduce_sum, init_distribut
 from volseg.training.schedules import build_optimizer, build_scheduler, early_stopping
 from volseg.training.state import MONITOR_SIGN, TrainResult, TrainState
 from volseg.training.step import train_step
-from volseg.training.validation import validate
+from volseg.training.validation import validate, validation_metrics
 
 __all__ = ["split_cases", "train"]
 
@@ -287,11 +287,10 @@ def _run(
             validate(state.model, val_shard, config, state.labels, loss_fn) if val_loaded else {}
         )
         metrics = _reduce_means({**sums, **scores}, info)
-        if val_loaded:
-            for metric in ("dice", "hd95"):
-                keys = [k for k in metrics if k.startswith(f"val_{metric}_")]
-                if keys:
-                    metrics[f"val_{metric}"] = float(np.mean([metrics[k] for k in keys]))
+        if val_loaded:  # the mean over labels/regions of every validation metric
+            for metric in validation_metrics(config):
+                keys = [k for k in scores if k.startswith(f"val_{metric}_")]
+                metrics[f"val_{metric}"] = float(np.mean([metrics[k] for k in keys]))
         elapsed = seconds_before + time.monotonic() - start_time
         metrics["lr"] = lr
         metrics["seconds"] = elapsed

@@ -28,8 +28,26 @@ __all__ = ["validate", "validation_metrics"]
 
 
 def validation_metrics(config: Config) -> tuple[str, ...]:
-    """The metrics validation computes: Dice always, HD95 when ``train.monitor`` follows it."""
-    return ("dice", "hd95") if config.train.monitor == "val_hd95" else ("dice",)
+    """The metrics validation computes: Dice, ``train.val_metrics``, and HD95 when
+    ``train.monitor`` follows it (each once, in that order)."""
+    wanted = ["dice", *config.train.val_metrics]
+    if config.train.monitor == "val_hd95":
+        wanted.append("hd95")
+    return tuple(dict.fromkeys(wanted))
+
+
+def _term_names(loss_fn: nn.Module, model: nn.Module, regions: object) -> list[str]:
+    """The terms ``loss_fn`` reports on eval-mode outputs (a one-voxel dummy; names only)."""
+    network = check_network(model)
+    shape = (1, network.out_channels, *[1] * network.spatial_dims)
+    device = next(model.parameters()).device
+    logits = torch.zeros(shape, device=device)
+    target = (
+        torch.zeros(shape, device=device)
+        if regions
+        else torch.zeros((1, 1, *shape[2:]), dtype=torch.long, device=device)
+    )
+    return list(loss_fn(logits, target).terms)
 
 
 @torch.no_grad()
@@ -43,8 +61,10 @@ def validate(
     """Per-case scores keyed ``val_<metric>_<name>`` (and ``val_loss``), one value per case.
 
     ``name`` is a foreground label value, or a region name (``WT``...) for ``data.regions`` runs.
-    ``val_loss`` is the training loss on the whole case's outputs (for a VAE loss its Dice term:
-    the VAE branch is off in eval mode). Every rank returns the same keys, also without cases.
+    ``val_loss`` is the training loss on the whole case's outputs and ``val_loss_<term>`` each of
+    its terms (a VAE loss has only its Dice term here: the VAE branch is off in eval mode, so
+    compare ``val_loss_dice`` with ``train_loss_dice``). Every rank returns the same keys, also
+    without cases (DDP all-reduces them).
     """
     model.eval()
     infer = config.infer
@@ -55,6 +75,7 @@ def validate(
     scores: dict[str, list[float]] = {f"val_{m}_{n}": [] for n in names for m in metrics}
     if loss_fn is not None:
         scores["val_loss"] = []
+        scores.update({f"val_loss_{t}": [] for t in _term_names(loss_fn, model, regions)})
     bf16 = infer_bf16(infer, config.train.runtime.amp)
     divisor = check_network(model).divisor
     for case in cases:
@@ -73,7 +94,13 @@ def validate(
         truth = np.asarray(labels)[case.target[0].numpy()]
         spacing = tuple(reversed(case.record.grid.spacing))  # array order
         row = evaluate_case(
-            pred, truth, spacing, [] if regions else labels, metrics=metrics, regions=regions
+            pred,
+            truth,
+            spacing,
+            [] if regions else labels,
+            metrics=metrics,
+            regions=regions,
+            eps=config.train.metric_eps,
         )
         for key, value in row.items():
             scores[f"val_{key}"].append(value)
@@ -81,6 +108,9 @@ def validate(
             target = case.target[None]
             if regions:
                 target = region_targets(target, labels, regions)
-            scores["val_loss"].append(float(loss_fn(logits[None], target).total))
+            loss = loss_fn(logits[None], target)
+            scores["val_loss"].append(float(loss.total))
+            for term, value in loss.terms.items():
+                scores[f"val_loss_{term}"].append(float(value))
     model.train()
     return scores
