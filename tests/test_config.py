@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -52,11 +53,35 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"infer": {"blend": "max"}}, "infer.blend: expected one of gaussian, constant"),
         ({"infer": {"overlap": 1.0}}, "infer.overlap: must be in"),
         ({"train": {"lr": 0.1, "optimizer": {"lr": 0.2}}}, "train.lr and train.optimizer.lr both"),
+        ({"data": {"channels": []}}, "data.channels: name at least one channel"),
+        ({"data": {"channels": ["t1", "flair", "t1"]}}, "data.channels: t1 listed more than once"),
+        ({"data": {"channels": "flair"}}, "data.channels: expected a list"),
+        ({"data": {"regions": "brats2021"}}, "data.regions: unknown region set 'brats2021'"),
+        (
+            {"data": {"labels": [0, 1, 2, 3], "regions": "brats"}},
+            "data.regions: 'brats' uses label\\(s\\) \\[4\\] not in the labels \\[0, 1, 2, 3\\] "
+            ".*BraTS 2023\\+.*regions brats2023",
+        ),
+        ({"data": {"labels": [0, 1], "regions": [[1, 2]]}}, "uses label\\(s\\) \\[2\\] not in"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config_from_dict(data)
+
+
+def test_data_channels_and_brats2023_regions() -> None:
+    data = config_from_dict(
+        {"data": {"channels": ["t1ce", "flair"], "labels": [0, 1, 2, 3], "regions": "brats2023"}}
+    ).data
+    assert data.channels == ("t1ce", "flair")
+    assert (data.labels, data.regions) == ((0, 1, 2, 3), "brats2023")
+    assert Config().data.channels is None
+    # a region set is checked against labels read from the dataset later too (the trainer
+    # fills in data.labels from the dataset with dataclasses.replace)
+    undeclared = config_from_dict({"data": {"regions": "brats"}}).data
+    with pytest.raises(ConfigError, match="regions: 'brats' uses label"):
+        dataclasses.replace(undeclared, labels=(0, 1, 2, 3))
 
 
 def test_relative_root_resolves_against_the_yaml(tmp_path: Path) -> None:

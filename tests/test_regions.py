@@ -1,4 +1,5 @@
-"""Regions: BraTS label maps <-> (WT, TC, ET) masks, in numpy and torch, by hand."""
+"""Regions: BraTS label maps <-> (WT, TC, ET) masks, in numpy and torch, by hand (labels
+0, 1, 2, 4 up to BraTS 2021; 0, 1, 2, 3 from BraTS 2023)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import pytest
 import torch
 
 from volseg.regions import (
+    BRATS2023_REGIONS,
     BRATS_REGIONS,
     Region,
     batch_labels_to_regions,
     get_regions,
     labels_to_regions,
     paint_labels,
+    region_sets,
     regions_to_labels,
 )
 
@@ -90,3 +93,38 @@ def test_custom_regions_and_bad_order() -> None:
     assert regions_to_labels(masks, disjoint).tolist() == [0, 3, 7]
     with pytest.raises(ValueError, match="largest first"):
         paint_labels((Region("ET", (4,)), Region("WT", (1, 2, 4))))
+
+
+def test_brats2023_enhancing_tumour_is_label_3() -> None:
+    assert region_sets() == ["brats", "brats2023"]
+    assert get_regions("brats2023") == BRATS2023_REGIONS
+    assert [(r.name, r.labels) for r in BRATS2023_REGIONS] == [
+        ("WT", (1, 2, 3)),
+        ("TC", (1, 3)),
+        ("ET", (3,)),
+    ]
+    assert paint_labels("brats2023") == (2, 1, 3)
+    # the BraTS 2017 map with 4 -> 3: the same masks, by hand
+    label = np.where(LABELS == 4, 3, LABELS)
+    out = labels_to_regions(label, "brats2023")
+    np.testing.assert_array_equal(out.astype(int), np.array([WT, TC, ET]))
+    batch = batch_labels_to_regions(torch.from_numpy(label)[None, None], "brats2023")
+    assert batch[0].int().tolist() == [WT, TC, ET]
+    # label 4 is not part of any 2023 region (BraTS 2024's resection cavity stays background)
+    assert labels_to_regions(np.array([4]), "brats2023").tolist() == [[False], [False], [False]]
+
+
+def test_brats2023_back_to_labels() -> None:
+    probs = np.array(
+        [
+            [0.1, 0.9, 0.9, 0.2],  # WT
+            [0.1, 0.2, 0.8, 0.3],  # TC
+            [0.1, 0.3, 0.4, 0.7],  # ET
+        ]
+    )
+    assert regions_to_labels(probs, "brats2023").tolist() == [0, 2, 1, 3]
+    assert regions_to_labels(torch.from_numpy(probs), "brats2023").tolist() == [0, 2, 1, 3]
+    rng = np.random.default_rng(1)
+    label = rng.choice([0, 1, 2, 3], size=(4, 5, 6))
+    back = regions_to_labels(labels_to_regions(label, "brats2023"), "brats2023")
+    np.testing.assert_array_equal(back, label)

@@ -49,21 +49,58 @@ class DataConfig:
         root: dataset folder (MSD/nnU-Net, BraTS, PROMISE12) or a CSV/JSON manifest file.
             Relative paths are resolved against the YAML file's folder.
         layout: ``auto`` or one of :func:`volseg.data.layouts.list_layouts`.
-        labels: declared label values including background 0; ``None`` reads them from
-            ``dataset.json`` or assumes ``(0, 1)``.
+        channels: input channels to use, by name and in this order (``[t1ce, flair]`` on
+            BraTS); ``None`` uses all of the layout's channels in its order. Names are the
+            dataset's ``channel_names`` (BraTS: ``t1, t1ce, t2, flair``; MSD: its
+            ``dataset.json``); applied by :meth:`volseg.data.layouts.Dataset.select_channels`.
+        labels: declared label values including background 0; ``None`` reads them from the
+            dataset (``dataset.json``, the BraTS naming) or assumes ``(0, 1)``.
         regions: ``None`` trains a softmax over the exclusive labels; ``brats`` (whole tumour
-            {1, 2, 4}, tumour core {1, 4}, enhancing tumour {4}; see :mod:`volseg.regions`) or a
-            list of label-value groups trains one sigmoid channel per (overlapping) region.
+            {1, 2, 4}, tumour core {1, 4}, enhancing tumour {4}), ``brats2023`` (the same with
+            enhancing tumour label 3: BraTS 2023+ files; see :mod:`volseg.regions`) or a list of
+            label-value groups trains one sigmoid channel per (overlapping) region. With
+            ``labels`` known, every label of every region must be one of them.
         val_cases: case ids held out for validation; empty picks ``val_fraction`` of the cases.
         val_fraction: fraction of cases (at least one when there are two or more) to validate on.
     """
 
     root: str = ""
     layout: str = "auto"
+    channels: tuple[str, ...] | None = None
     labels: tuple[int, ...] | None = None
     regions: str | tuple[tuple[int, ...], ...] | None = None
     val_cases: tuple[str, ...] = ()
     val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.channels is not None:
+            if not self.channels:
+                raise ConfigError("channels: name at least one channel, or null for all")
+            repeated = sorted({c for c in self.channels if self.channels.count(c) > 1})
+            if repeated:
+                raise ConfigError(f"channels: {', '.join(repeated)} listed more than once")
+        if self.regions is None:
+            return
+        from volseg.regions import get_regions  # here: a config without regions needs no torch
+
+        try:
+            regions = get_regions(self.regions)
+        except ValueError as err:
+            raise ConfigError(f"regions: {err}") from None
+        if self.labels is None:
+            return
+        missing = sorted({v for r in regions for v in r.labels} - set(self.labels))
+        if missing:
+            hint = (
+                " (BraTS up to 2021, labels 0, 1, 2, 4: regions brats; "
+                "BraTS 2023+, labels 0, 1, 2, 3: regions brats2023)"
+                if isinstance(self.regions, str)
+                else ""
+            )
+            raise ConfigError(
+                f"regions: {self.regions!r} uses label(s) {missing} not in the labels "
+                f"{list(self.labels)}{hint}"
+            )
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def cross_validate(
     """
     cv_dir = Path(cv_dir or config.run_dir)
     cv_dir.mkdir(parents=True, exist_ok=True)
-    dataset = find_cases(config.data.root, config.data.layout)
+    dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
     by_id = {c.case_id: c for c in dataset.cases}
     splits_path = cv_dir / "splits.json"
     if splits_path.is_file():

@@ -7,10 +7,15 @@ necrotic core 1, oedema 2 and enhancing tumour 4, and the regions judged are
 * tumour core ``TC = {1, 4}``,
 * enhancing tumour ``ET = {4}``.
 
+From BraTS 2023 on the enhancing tumour is label **3** (labels 0, 1, 2, 3): the named set
+``brats2023`` (:data:`BRATS2023_REGIONS`) is ``WT = {1, 2, 3}``, ``TC = {1, 3}``, ``ET = {3}``.
+The ``brats`` layout reports which convention its files follow in ``Dataset.labels``.
+
 A network for regions ends in one sigmoid channel per region (Myronenko 2018; Adeniji), trained
 against the region masks from :func:`labels_to_regions`; its probabilities go back to one label map
 with :func:`regions_to_labels`. Regions are data (:class:`Region`), so other nested sets work the
 same way. Channel order is the order of the tuple: :data:`BRATS_REGIONS` is ``(WT, TC, ET)``.
+Named sets: :func:`region_sets`.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import numpy as np
 import torch
 
 __all__ = [
+    "BRATS2023_REGIONS",
     "BRATS_REGIONS",
     "Region",
     "batch_labels_to_regions",
     "get_regions",
     "labels_to_regions",
     "paint_labels",
+    "region_sets",
     "regions_to_labels",
 ]
 
@@ -49,13 +56,26 @@ BRATS_REGIONS: tuple[Region, ...] = (
     Region("ET", (4,)),
 )
 
-_NAMED = {"brats": BRATS_REGIONS}
+# BraTS 2023+ (GLI, MEN, MET, PED, SSA): enhancing tumour is label 3 instead of 4.
+BRATS2023_REGIONS: tuple[Region, ...] = (
+    Region("WT", (1, 2, 3)),
+    Region("TC", (1, 3)),
+    Region("ET", (3,)),
+)
+
+_NAMED = {"brats": BRATS_REGIONS, "brats2023": BRATS2023_REGIONS}
+
+
+def region_sets() -> list[str]:
+    """The names :func:`get_regions` accepts (``data.regions: brats2023``), sorted."""
+    return sorted(_NAMED)
 
 
 def get_regions(
     regions: str | Sequence[Region] | Sequence[Sequence[int]],
 ) -> tuple[Region, ...]:
-    """The regions of a name (``"brats"``), of :class:`Region` objects, or of label groups.
+    """The regions of a name (one of :func:`region_sets`), of :class:`Region` objects, or of
+    label groups.
 
     Label groups (``data.regions: [[1, 2], [2]]`` in a config) become regions named ``r0``,
     ``r1``, ... in their order.
@@ -64,7 +84,7 @@ def get_regions(
         try:
             return _NAMED[regions.lower()]
         except KeyError:
-            known = ", ".join(sorted(_NAMED))
+            known = ", ".join(region_sets())
             raise ValueError(f"unknown region set {regions!r}; known: {known}") from None
     items: tuple[Any, ...] = tuple(regions)
     if items and all(isinstance(r, Region) and r.labels for r in items):
@@ -77,9 +97,9 @@ def get_regions(
 def paint_labels(regions: str | Sequence[Region]) -> tuple[int, ...]:
     """The label each region paints in :func:`regions_to_labels`: its one label in no later region.
 
-    BraTS ``(WT, TC, ET)`` paints ``(2, 1, 4)``. Regions must be ordered so that each region owns
-    exactly one label that no later region contains (nested regions, largest first, or disjoint
-    ones); anything else raises ``ValueError``.
+    BraTS ``(WT, TC, ET)`` paints ``(2, 1, 4)``; ``brats2023`` paints ``(2, 1, 3)``. Regions must
+    be ordered so that each region owns exactly one label that no later region contains (nested
+    regions, largest first, or disjoint ones); anything else raises ``ValueError``.
     """
     regs = get_regions(regions)
     painted = []

@@ -249,14 +249,22 @@ def test_manifest_folder_with_manifest_file(tmp_path: Path) -> None:
 # -- brats ------------------------------------------------------------------------------------
 
 
-def make_brats(root: Path, with_seg: bool = True) -> Path:
-    for case in ("BraTS19_2", "BraTS19_1"):
-        for tag in ("seg", "flair", "t2", "t1ce", "t1"):  # written out of channel order
-            if tag == "seg" and not with_seg:
-                continue
-            write(
-                root / case / f"{case}_{tag}.nii.gz", dtype=np.uint8 if tag == "seg" else np.float32
-            )
+# The two BraTS namings: (case ids, separator, file tag per channel t1, t1ce, t2, flair).
+BRATS_NAMINGS = {
+    "2019": (("BraTS19_2", "BraTS19_1"), "_", ("t1", "t1ce", "t2", "flair")),
+    "2021": (("BraTS2021_00002", "BraTS2021_00000"), "_", ("t1", "t1ce", "t2", "flair")),
+    "2023": (("BraTS-GLI-00002-000", "BraTS-GLI-00000-000"), "-", ("t1n", "t1c", "t2w", "t2f")),
+}
+
+
+def make_brats(root: Path, with_seg: bool = True, naming: str = "2019") -> Path:
+    """Two BraTS cases; each channel's voxels hold its channel index (t1 0 ... flair 3)."""
+    case_ids, sep, tags = BRATS_NAMINGS[naming]
+    for case in case_ids:
+        if with_seg:
+            write(root / case / f"{case}{sep}seg.nii.gz", dtype=np.uint8)
+        for index in (3, 2, 1, 0):  # written out of channel order
+            write(root / case / f"{case}{sep}{tags[index]}.nii.gz", value=float(index))
     return root
 
 
@@ -293,6 +301,97 @@ def test_brats_validation_set_without_seg_is_unlabeled(tmp_path: Path) -> None:
     ds = find_cases(make_brats(tmp_path / "val", with_seg=False))
     assert ds.layout == "brats"
     assert all(c.label is None for c in ds.cases)
+
+
+@pytest.mark.parametrize(("naming", "labels"), [("2021", (0, 1, 2, 4)), ("2023", (0, 1, 2, 3))])
+def test_brats_2021_and_2023_namings(tmp_path: Path, naming: str, labels: tuple[int, ...]) -> None:
+    """Both namings expose t1, t1ce, t2, flair (2023: t1n, t1c, t2w, t2f) and their labels."""
+    root = make_brats(tmp_path / "brats", naming=naming)
+    case_ids, sep, tags = BRATS_NAMINGS[naming]
+    ds = find_cases(root)
+    assert ds.layout == "brats"
+    assert ds.channel_names == ("t1", "t1ce", "t2", "flair")
+    assert ds.labels == labels
+    assert [c.case_id for c in ds.cases] == sorted(case_ids)
+    case = ds.cases[0]
+    folder = root / case.case_id
+    assert case.images == tuple(folder / f"{case.case_id}{sep}{t}.nii.gz" for t in tags)
+    assert case.label == folder / f"{case.case_id}{sep}seg.nii.gz"
+    assert [float(read_volume(p).array.max()) for p in case.images] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_brats_2023_missing_files_keep_the_2023_naming(tmp_path: Path) -> None:
+    root = make_brats(tmp_path / "brats", naming="2023")
+    (root / "BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1c.nii.gz").unlink()
+    touch(root / "BraTS-GLI-00003-000/BraTS-GLI-00003-000-T2F.mha")  # tags: any case
+    ds = find_cases(root)
+    assert ds.cases[0].images[1] == root / "BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1c.nii.gz"
+    assert ds.cases[2].images[3] == root / "BraTS-GLI-00003-000/BraTS-GLI-00003-000-T2F.mha"
+    assert ds.cases[2].label == root / "BraTS-GLI-00003-000/BraTS-GLI-00003-000-seg.nii.gz"
+
+
+def test_brats_mixed_namings_are_an_error(tmp_path: Path) -> None:
+    root = make_brats(tmp_path / "brats")
+    touch(root / "BraTS-GLI-00000-000/BraTS-GLI-00000-000-t2f.nii.gz")
+    with pytest.raises(LayoutError, match=f"^{root}: mixes two BraTS file namings, .*t2f"):
+        find_cases(root)
+
+
+# -- channel subsets ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("naming", ["2019", "2023"])
+def test_channel_subset_in_the_chosen_order(tmp_path: Path, naming: str) -> None:
+    root = make_brats(tmp_path / "brats", naming=naming)
+    full = find_cases(root)
+    ds = find_cases(root, "brats", channels=("flair", "t1ce"))
+    assert ds.channel_names == ("flair", "t1ce")
+    assert ds == full.select_channels(["flair", "t1ce"])
+    assert ds.labels == full.labels and ds.root == full.root
+    for case, whole in zip(ds.cases, full.cases, strict=True):
+        assert case.images == (whole.images[3], whole.images[1])
+        assert case.label == whole.label
+    # the files picked hold the channels asked for: flair (3) first, then t1ce (1)
+    assert [float(read_volume(p).array.max()) for p in ds.cases[0].images] == [3.0, 1.0]
+    assert find_cases(root, channels=("t1", "t1ce", "t2", "flair")) == full
+
+
+def test_channel_subset_on_msd_names(tmp_path: Path) -> None:
+    root = make_msd_v2(tmp_path / "msd")
+    ds = find_cases(root, channels=["ADC"])
+    assert ds.channel_names == ("ADC",)
+    assert ds.cases[0].images == (root / "imagesTr/a_0001.nii.gz",)
+    assert find_cases(root).select_channels("ADC") == ds  # one string is one name
+
+
+@pytest.mark.parametrize(
+    ("channels", "words"),
+    [
+        (("t1ce", "FLAIR"), "unknown channel 'FLAIR'; available: t1, t1ce, t2, flair"),
+        (("t1", "t1"), "channel 't1' selected more than once"),
+        ((), "no channel selected; available: t1, t1ce, t2, flair"),
+    ],
+)
+def test_channel_subset_errors(tmp_path: Path, channels: tuple[str, ...], words: str) -> None:
+    root = make_brats(tmp_path / "brats")
+    with pytest.raises(LayoutError) as info:
+        find_cases(root, channels=channels)
+    assert str(info.value) == f"{root}: {words}"
+
+
+def test_channel_subset_needs_one_file_per_channel(tmp_path: Path) -> None:
+    """MSD v1 keeps the 4 channels of a case in one 4-D file: nothing to pick from."""
+    root = tmp_path / "Task01"
+    write_json(
+        root / "dataset.json",
+        {
+            "modality": {"0": "FLAIR", "1": "T1w"},
+            "training": [{"image": "./imagesTr/B_1.nii.gz", "label": "./labelsTr/B_1.nii.gz"}],
+        },
+    )
+    touch(root / "imagesTr/B_1.nii.gz")
+    with pytest.raises(LayoutError, match="case 'B_1' has 1 image file.* one file per channel"):
+        find_cases(root, channels=["T1w"])
 
 
 # -- promise12 --------------------------------------------------------------------------------
@@ -382,6 +481,11 @@ def _build_brats(tmp: Path) -> Built:
     return Built(make_brats(tmp / "brats"), ("BraTS19_1", "BraTS19_2"), True)
 
 
+def _build_brats2023(tmp: Path) -> Built:
+    root = make_brats(tmp / "brats23", naming="2023")
+    return Built(root, ("BraTS-GLI-00000-000", "BraTS-GLI-00002-000"), True)
+
+
 def _build_promise12(tmp: Path) -> Built:
     for n in (1, 0):
         write(tmp / "p" / f"Case{n:02d}.mhd")
@@ -395,23 +499,26 @@ def _build_folder(tmp: Path) -> Built:
     return Built(tmp / "f", ("x", "y"), False)
 
 
-# One builder per registered layout: a new layout without one fails the next test.
+# One builder per registered layout (``layout:variant`` for more of one layout): a new layout
+# without one fails the next test.
 BUILDERS: dict[str, Callable[[Path], Built]] = {
     "msd": _build_msd,
     "manifest": _build_manifest,
     "brats": _build_brats,
+    "brats:2023": _build_brats2023,
     "promise12": _build_promise12,
     "folder": _build_folder,
 }
 
 
 def test_every_layout_has_a_builder() -> None:
-    assert sorted(BUILDERS) == sorted(list_layouts())
+    assert sorted({key.split(":")[0] for key in BUILDERS}) == sorted(list_layouts())
 
 
-@pytest.mark.parametrize("layout", list_layouts())
-def test_every_layout_found_by_detection_and_by_name(tmp_path: Path, layout: str) -> None:
-    built = BUILDERS[layout](tmp_path)
+@pytest.mark.parametrize("key", sorted(BUILDERS))
+def test_every_layout_found_by_detection_and_by_name(tmp_path: Path, key: str) -> None:
+    layout = key.split(":")[0]
+    built = BUILDERS[key](tmp_path)
     ds = find_cases(built.root)
     assert ds.layout == layout
     assert find_cases(built.root, "auto") == ds == find_cases(built.root, layout)

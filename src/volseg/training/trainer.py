@@ -153,7 +153,7 @@ def train(
         _seed_everything(train_cfg.seed, runtime.deterministic)
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
-        dataset = find_cases(config.data.root, config.data.layout)
+        dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
         labels = list(config.data.labels or dataset.labels or (0, 1))
         channels = len(dataset.channel_names) or len(dataset.cases[0].images)
         config = dataclasses.replace(

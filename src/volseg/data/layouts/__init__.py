@@ -4,13 +4,16 @@ A *case* is one subject: one image file per channel (in channel order) and an op
 map. :func:`find_cases` only looks at file names and the dataset's metadata; it never opens an
 image, so it is cheap. Files that the layout promises but that are absent are still listed (with
 the path they should have) so that :func:`volseg.data.check.check_dataset` can report them.
+``find_cases(root, channels=("t1ce", "flair"))`` (``data.channels``) keeps those channels, in that
+order (:meth:`Dataset.select_channels`, the same for every layout).
 
 The layouts, in auto-detection order (:func:`list_layouts`), with their ``rank``:
 
 * 10 ``msd``: a folder with ``dataset.json`` (MSD / nnU-Net v1 and v2; :mod:`.msd`);
 * 20 ``manifest``: a ``.csv`` or ``.json`` file listing each case's files (:mod:`.manifest`);
 * 30 ``promise12``: ``CaseNN.mhd`` (+ ``CaseNN_segmentation.mhd``) files (:mod:`.promise12`);
-* 40 ``brats``: case folders of ``<case>_t1/_t1ce/_t2/_flair/_seg`` files (:mod:`.brats`);
+* 40 ``brats``: case folders of ``<case>_t1/_t1ce/_t2/_flair/_seg`` files, or BraTS 2023+'s
+  ``<case>-t1n/-t1c/-t2w/-t2f/-seg`` (:mod:`.brats`);
 * 100 ``folder``: any folder, or one image; each image an unlabeled case (:mod:`.folder`).
 
 Adding a layout: one module defining a ``@register_layout`` subclass of :class:`Layout` (a

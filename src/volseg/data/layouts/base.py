@@ -3,12 +3,16 @@ and :func:`find_cases`, which asks the registered layouts in turn.
 
 A layout is a :class:`Layout` subclass with a ``name``, a detection ``rank`` and two methods:
 ``detect(path)`` (does ``path`` look like this layout? file names only) and ``find(root)`` (the
-cases under ``root``). ``@register_layout`` adds it to :data:`LAYOUTS`.
+cases under ``root``). ``@register_layout`` adds it to :data:`LAYOUTS`. A layout only names its
+channels (:attr:`Dataset.channel_names`); picking a subset is :meth:`Dataset.select_channels`,
+the same for every layout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -64,6 +68,41 @@ class Dataset:
     channel_names: tuple[str, ...]
     labels: tuple[int, ...] | None
 
+    def select_channels(self, names: Sequence[str]) -> Dataset:
+        """The same dataset with only the channels ``names``, in that order.
+
+        ``("t1ce", "flair")`` on BraTS keeps two of its four channels and puts t1ce first: each
+        case's ``images`` are picked and reordered the same way. Names are matched exactly
+        against :attr:`channel_names`; one string is one name.
+
+        Raises:
+            LayoutError: naming :attr:`root`, for an unknown or repeated name (listing the
+                available ones), an empty selection, or a case that does not hold one file
+                per channel (e.g. MSD's single 4-D file per case).
+        """
+        names = (names,) if isinstance(names, str) else tuple(names)
+        available = ", ".join(self.channel_names)
+        if not names:
+            raise LayoutError(f"{self.root}: no channel selected; available: {available}")
+        for name in names:
+            if name not in self.channel_names:
+                raise LayoutError(f"{self.root}: unknown channel {name!r}; available: {available}")
+            if names.count(name) > 1:
+                raise LayoutError(f"{self.root}: channel {name!r} selected more than once")
+        index = [self.channel_names.index(name) for name in names]
+        for case in self.cases:
+            if len(case.images) != len(self.channel_names):
+                raise LayoutError(
+                    f"{self.root}: case {case.case_id!r} has {len(case.images)} image file(s) "
+                    f"for {len(self.channel_names)} channels; channels can only be selected "
+                    "from one file per channel"
+                )
+        cases = tuple(
+            dataclasses.replace(case, images=tuple(case.images[i] for i in index))
+            for case in self.cases
+        )
+        return dataclasses.replace(self, cases=cases, channel_names=names)
+
 
 class Layout(ABC):
     """One way of storing a dataset on disk.
@@ -110,7 +149,9 @@ def list_layouts() -> list[str]:
     return [layout.name for layout in _by_rank()]
 
 
-def find_cases(root: str | Path, layout: str = "auto") -> Dataset:
+def find_cases(
+    root: str | Path, layout: str = "auto", channels: Sequence[str] | None = None
+) -> Dataset:
     """Find the cases of the dataset at ``root``.
 
     Only file names and metadata are read, never an image, so this is cheap.
@@ -119,10 +160,12 @@ def find_cases(root: str | Path, layout: str = "auto") -> Dataset:
         root: a dataset folder, a ``.csv``/``.json`` manifest, or (``folder``) one image file.
         layout: one of :func:`list_layouts`, or ``auto``: the first layout in
             :func:`list_layouts` order whose ``detect`` accepts ``root``.
+        channels: channel names to keep, in this order (``config.data.channels``), applied
+            with :meth:`Dataset.select_channels`; ``None`` keeps the layout's channels.
 
     Raises:
         LayoutError: naming the path when ``root`` is missing, the layout is unknown or cannot
-            be detected, the metadata is malformed, or no case is found.
+            be detected, the metadata is malformed, no case is found, or a channel is unknown.
     """
     path = Path(root).expanduser()
     if layout != "auto" and layout not in LAYOUTS:
@@ -136,7 +179,7 @@ def find_cases(root: str | Path, layout: str = "auto") -> Dataset:
     dataset = chosen.find(path)
     if not dataset.cases:
         raise LayoutError(f"{path}: no cases found ({chosen.name} layout)")
-    return dataset
+    return dataset if channels is None else dataset.select_channels(channels)
 
 
 def _detect(path: Path) -> Layout:
