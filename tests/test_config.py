@@ -14,7 +14,8 @@ from volseg.config import (
     load_config,
 )
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 
 def test_round_trip_through_yaml(tmp_path: Path) -> None:
@@ -48,6 +49,10 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"train": {"optimizer": {"lr": 0}}}, "train.optimizer.lr: must be > 0"),
         ({"train": {"schedule": {"name": "cosine"}}}, "train.schedule.name: expected one of"),
         ({"train": {"schedule": {"step_size": 0}}}, "train.schedule.step_size: must be >= 1"),
+        (
+            {"train": {"schedule": {"warmup_epochs": 1, "warmup_end_lr": 1e-5}}},
+            "train.schedule.warmup_end_lr: needs warmup_epochs >= 2",
+        ),
         ({"preprocess": {"normalize": "minmax"}}, "preprocess.normalize: expected one of"),
         ({"infer": {"blend": "max"}}, "infer.blend: expected one of gaussian, constant"),
         ({"infer": {"overlap": 1.0}}, "infer.overlap: must be in"),
@@ -128,3 +133,13 @@ def test_shipped_configs_use_current_keys() -> None:
         warnings.simplefilter("error", FutureWarning)
         for path in CONFIGS:
             load_config(path)
+
+
+def test_segresnet_vae_brats_warms_up_as_adeniji() -> None:
+    # "per-epoch linear warmup starting from 1e-6 to 1e-5 for the first 10 epochs", then
+    # lr0 * (1 - e / N_e) ** 0.9, lr0 = 1e-4, N_e = 300
+    train = load_config(CONFIGS_DIR / "segresnet_vae_brats.yaml").train
+    assert (train.epochs, train.optimizer.name, train.optimizer.lr) == (300, "adam", 1e-4)
+    schedule = train.schedule
+    assert (schedule.name, schedule.poly_power, schedule.warmup_epochs) == ("poly", 0.9, 10)
+    assert (schedule.warmup_start_lr, schedule.warmup_end_lr) == (1e-6, 1e-5)

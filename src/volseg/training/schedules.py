@@ -6,9 +6,12 @@ Every number comes from :class:`volseg.config.TrainConfig` (its ``optimizer``, `
 * V-Net (Milletari 2016): SGD, momentum 0.99, lr 1e-4 divided by 10 every 25K iterations:
   ``optimizer: {name: sgd, momentum: 0.99, lr: 1e-4}, schedule: {name: step, step_size: 25000}``.
 * Myronenko / Adeniji: Adam, lr0 1e-4, ``lr0 * (1 - e / 300) ** 0.9``, L2 weight decay 1e-5,
-  linear warm-up over 10 epochs, early stopping: ``epochs: 300, optimizer: {name: adam,
-  weight_decay: 1e-5}, schedule: {name: poly, warmup_epochs: 10, warmup_start_lr: 1e-6},
-  stopping: {patience: ...}``.
+  per-epoch linear warm-up 1e-6 -> 1e-5 over the first 10 epochs, early stopping:
+  ``epochs: 300, optimizer: {name: adam, weight_decay: 1e-5}, schedule: {name: poly,
+  warmup_epochs: 10, warmup_start_lr: 1e-6, warmup_end_lr: 1e-5}, stopping: {patience: ...}``.
+  Epochs 0..9 run at 1e-6, 2e-6, ..., 1e-5; epoch 10 at ``1e-4 * (1 - 10 / 300) ** 0.9``
+  (9.70e-5): the paper's e is "the current epoch number", counted from the start of training,
+  and its 10 warm-up epochs are "the first 10" of the 300.
 
 The learning rate is a pure function of the global iteration (:func:`learning_rate`), so a
 resumed run reproduces it exactly; :func:`build_scheduler` wraps it in a ``LambdaLR`` whose
@@ -56,14 +59,26 @@ def main_schedule_lr(train: TrainConfig, step: int) -> float:
 def learning_rate(train: TrainConfig, step: int) -> float:
     """The learning rate at global iteration ``step``: linear warm-up, then the main schedule.
 
-    For finished epochs ``e < warmup_epochs`` the rate is
-    ``warmup_start_lr + (main(W) - warmup_start_lr) * e / W`` where ``main(W)`` is the main
-    schedule at the first iteration after warm-up, so the curve is continuous; warm-up is per
-    epoch (constant within an epoch), like the papers' epoch-wise schedules.
+    With ``W = warmup_epochs`` and ``e = step // iterations_per_epoch`` (finished epochs), the
+    warm-up epochs ``e < W`` run at
+
+    * ``warmup_start_lr + (warmup_end_lr - warmup_start_lr) * e / (W - 1)`` when
+      ``warmup_end_lr`` is set: ``warmup_start_lr`` at epoch 0, ``warmup_end_lr`` at epoch
+      ``W - 1`` (Adeniji: 1e-6, 2e-6, ..., 1e-5);
+    * ``warmup_start_lr + (main(W) - warmup_start_lr) * e / W`` otherwise, ``main(W)`` being the
+      main schedule at the first iteration after warm-up, so the curve is continuous.
+
+    From epoch ``W`` on, the main schedule runs at the global iteration (its ``e`` counts the
+    warm-up epochs too). Warm-up is per epoch (constant within an epoch), like the papers'
+    epoch-wise schedules.
     """
     epoch = step // train.iterations_per_epoch
-    warm, start = train.schedule.warmup_epochs, train.schedule.warmup_start_lr
+    schedule = train.schedule
+    warm, start = schedule.warmup_epochs, schedule.warmup_start_lr
     if warm and epoch < warm:
+        if schedule.warmup_end_lr is not None:
+            # ScheduleConfig rejects warmup_epochs == 1 with an end rate
+            return start + (schedule.warmup_end_lr - start) * epoch / (warm - 1)
         target = main_schedule_lr(train, warm * train.iterations_per_epoch)
         return start + (target - start) * epoch / warm
     return main_schedule_lr(train, step)
