@@ -17,6 +17,7 @@ from volseg.training.schedules import (
     build_scheduler,
     early_stopping,
     learning_rate,
+    step_iterations,
 )
 
 
@@ -113,6 +114,14 @@ def test_warmup_then_step_decay() -> None:
     train = recipe(1.0, 3, 3, name="step", step_size=6, warmup_epochs=1)
     expected = [1e-6] * 3 + [1.0] * 3 + [0.1] * 3
     assert driven_lrs(train, 9) == pytest.approx(expected)
+
+
+def test_step_iterations_within_the_run() -> None:
+    # V-Net's 25K iterations with 100 per epoch: the step opens epoch 250
+    assert step_iterations(recipe(1e-4, 300, 100, "sgd", name="step")) == [25000]
+    assert step_iterations(recipe(1e-4, 4, 4, "sgd", name="step", step_size=5)) == [5, 10, 15]
+    assert step_iterations(recipe(1e-4, 3, 100, "sgd", name="step")) == []
+    assert step_iterations(recipe(1e-4, 300, 100, name="poly")) == []
 
 
 def test_optimizers_and_weight_decay() -> None:

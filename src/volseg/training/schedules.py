@@ -15,7 +15,8 @@ Every number comes from :class:`volseg.config.TrainConfig` (its ``optimizer``, `
 
 The learning rate is a pure function of the global iteration (:func:`learning_rate`), so a
 resumed run reproduces it exactly; :func:`build_scheduler` wraps it in a ``LambdaLR`` whose
-state travels in the checkpoint.
+state travels in the checkpoint. :func:`step_iterations` and :func:`plot_schedule` show a
+schedule without training (``volseg schedule CONFIG``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from volseg._atomic import atomic_path
 from volseg.config import OptimizerConfig, StoppingConfig, TrainConfig
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "early_stopping",
     "learning_rate",
     "main_schedule_lr",
+    "plot_schedule",
+    "step_iterations",
 ]
 
 
@@ -82,6 +87,61 @@ def learning_rate(train: TrainConfig, step: int) -> float:
         target = main_schedule_lr(train, warm * train.iterations_per_epoch)
         return start + (target - start) * epoch / warm
     return main_schedule_lr(train, step)
+
+
+def step_iterations(train: TrainConfig) -> list[int]:
+    """The global iterations (0-based) at which a ``step`` schedule multiplies the rate by
+    ``step_gamma`` within ``epochs * iterations_per_epoch``: ``step_size``, ``2 * step_size``, ...
+
+    Empty for the other schedules. A step inside the warm-up is hidden by it.
+    """
+    if train.schedule.name != "step":
+        return []
+    total = train.epochs * train.iterations_per_epoch
+    return list(range(train.schedule.step_size, total, train.schedule.step_size))
+
+
+def plot_schedule(train: TrainConfig, path: str | Path, title: str = "") -> None:
+    """PNG of the learning rate against the epoch (log scale), written atomically.
+
+    One point per epoch, the rate of its first iteration, as a staircase; the iterations of
+    :func:`step_iterations` are dashed vertical lines. Warning: imports matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    per_epoch = train.iterations_per_epoch
+    epochs = list(range(train.epochs))
+    rates = [learning_rate(train, e * per_epoch) for e in epochs]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(epochs, rates, drawstyle="steps-post")
+    for i, step in enumerate(step_iterations(train)):
+        label = "step (iteration)" if i == 0 else None
+        ax.axvline(step / per_epoch, color="grey", linestyle="--", linewidth=0.8, label=label)
+        ax.text(
+            step / per_epoch,
+            0.5,
+            f"iteration {step} ",
+            transform=ax.get_xaxis_transform(),
+            fontsize=8,
+            rotation=90,
+            ha="right",
+            va="center",
+        )
+    if all(r > 0 for r in rates):
+        ax.set_yscale("log")
+    ax.set(xlabel=f"epoch ({per_epoch} iterations each)", ylabel="learning rate")
+    ax.set_title(title or f"{train.schedule.name} schedule")
+    if step_iterations(train):
+        ax.legend()
+    fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def build_optimizer(
