@@ -22,6 +22,8 @@ from volseg.io import read_volume, write_volume
 from volseg.nn import create_model
 from volseg.training.checkpoint import Checkpoint, save_checkpoint
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
@@ -115,6 +117,72 @@ def test_train_config_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["train", str(tmp_path / "c.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.epochs: expected an integer" in err[0]
+
+
+def schedule_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> list[tuple[int, float, str]]:
+    """Run ``volseg schedule`` and parse each stdout line as ``epoch lr [# note]``."""
+    assert main(["schedule", *argv]) == 0
+    rows = []
+    for line in capsys.readouterr().out.splitlines():
+        epoch, lr, *rest = line.split()
+        rows.append((int(epoch), float(lr), " ".join(rest)))
+    return rows
+
+
+def test_schedule_shows_the_adeniji_warmup_then_poly(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = schedule_lines(capsys, str(CONFIGS / "segresnet_vae_brats.yaml"))
+    assert [epoch for epoch, _, _ in rows] == list(range(300))
+    # linear warm-up 1e-6 -> 1e-5 over the first 10 epochs
+    warmup = [1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 7e-6, 8e-6, 9e-6, 1e-5]
+    assert [lr for _, lr, _ in rows[:10]] == pytest.approx(warmup, rel=1e-5)
+    assert all("warm-up" in note for _, _, note in rows[:10]) and not rows[10][2]
+    # then 1e-4 * (1 - e / 300) ** 0.9 at the global epoch: 9.69949e-5 at e = 10
+    assert rows[10][1] == pytest.approx(9.699_49e-5, rel=1e-5)
+    assert [lr for _, lr, _ in rows[10:]] == pytest.approx(
+        [1e-4 * (1 - e / 300) ** 0.9 for e in range(10, 300)], rel=1e-5
+    )
+
+
+def test_schedule_marks_the_vnet_step(capsys: pytest.CaptureFixture[str]) -> None:
+    # lr 1e-4 / 10 at iteration 25000; 100 iterations per epoch: epoch 250 starts there
+    rows = schedule_lines(capsys, str(CONFIGS / "vnet_promise12.yaml"))
+    assert len(rows) == 300
+    assert {lr for _, lr, _ in rows[:250]} == {1e-4} and {lr for _, lr, _ in rows[250:]} == {1e-5}
+    notes = {epoch: note for epoch, _, note in rows if note}
+    assert notes == {250: "# iteration 25000: lr 1e-05"}
+
+
+def test_schedule_names_a_step_inside_an_epoch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = {"name": "step", "step_size": 250}
+    train = {"epochs": 4, "iterations_per_epoch": 100, "schedule": schedule}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"train": train}))
+    rows = schedule_lines(capsys, str(tmp_path / "c.yaml"))
+    assert [lr for _, lr, _ in rows] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4])
+    assert rows[2][2] == "# iteration 250: lr 0.0001" and not rows[3][2]
+
+
+def test_schedule_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plots" / "lr.png"
+    rows = schedule_lines(capsys, str(CONFIGS / "vnet_promise12.yaml"), "--plot", str(out))
+    assert len(rows) == 300
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["lr.png"]  # no temporary file left
+
+
+def test_schedule_bad_config_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"train": {"schedule": {"name": "cosine"}}}))
+    assert main(["schedule", str(bad)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert not captured.out and len(err) == 1
+    assert str(bad) in err[0] and "train.schedule.name: expected one of" in err[0]
+    assert main(["schedule", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml: config file not found" in capsys.readouterr().err
 
 
 def test_evaluate_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

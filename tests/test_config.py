@@ -15,7 +15,8 @@ from volseg.config import (
     load_config,
 )
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 
 def test_round_trip_through_yaml(tmp_path: Path) -> None:
@@ -49,6 +50,10 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"train": {"optimizer": {"lr": 0}}}, "train.optimizer.lr: must be > 0"),
         ({"train": {"schedule": {"name": "cosine"}}}, "train.schedule.name: expected one of"),
         ({"train": {"schedule": {"step_size": 0}}}, "train.schedule.step_size: must be >= 1"),
+        (
+            {"train": {"schedule": {"warmup_epochs": 1, "warmup_end_lr": 1e-5}}},
+            "train.schedule.warmup_end_lr: needs warmup_epochs >= 2",
+        ),
         ({"preprocess": {"normalize": "minmax"}}, "preprocess.normalize: expected one of"),
         ({"infer": {"blend": "max"}}, "infer.blend: expected one of gaussian, constant"),
         ({"infer": {"overlap": 1.0}}, "infer.overlap: must be in"),
@@ -164,3 +169,52 @@ def test_metric_names_match_the_metrics_module() -> None:
     assert typing.get_args(MetricName) == METRICS
     with pytest.raises(ConfigError, match=r"train.val_metrics\[1\]: expected one of dice"):
         config_from_dict({"train": {"val_metrics": ["dice", "f1"]}})
+
+
+def test_segresnet_vae_brats_warms_up_as_adeniji() -> None:
+    # "per-epoch linear warmup starting from 1e-6 to 1e-5 for the first 10 epochs", then
+    # lr0 * (1 - e / N_e) ** 0.9, lr0 = 1e-4, N_e = 300
+    train = load_config(CONFIGS_DIR / "segresnet_vae_brats.yaml").train
+    assert (train.epochs, train.optimizer.name, train.optimizer.lr) == (300, "adam", 1e-4)
+    schedule = train.schedule
+    assert (schedule.name, schedule.poly_power, schedule.warmup_epochs) == ("poly", 0.9, 10)
+    assert (schedule.warmup_start_lr, schedule.warmup_end_lr) == (1e-6, 1e-5)
+
+
+def test_vnet_promise12_is_the_papers_recipe() -> None:
+    config = load_config(CONFIGS_DIR / "vnet_promise12.yaml")
+    train, preprocess = config.train, config.preprocess
+    # "initial learning rate of 0.0001 which decreases by one order of magnitude every 25K
+    # iterations", "momentum of 0.99", "mini-batches ... contained two volumes each"
+    assert (train.schedule.name, train.schedule.step_size) == ("step", 25000)
+    assert train.schedule.step_gamma == 0.1 and train.schedule.warmup_epochs == 0
+    assert (train.optimizer.name, train.optimizer.lr, train.optimizer.momentum) == (
+        "sgd",
+        1e-4,
+        0.99,
+    )
+    assert train.batch_size == 2
+    # "48 hours, or 30K iterations circa"
+    assert train.epochs * train.iterations_per_epoch == 30000
+    # N4, then "resampled to a common resolution of 1 x 1 x 1.5 mm" (x, y, z)
+    assert preprocess.n4 and preprocess.target_spacing == (1.0, 1.0, 1.5)
+    # input volumes of 128 x 128 x 64 voxels (x, y, z), in array order (z, y, x)
+    assert preprocess.crop_size == (64, 128, 128) and train.patch_size == (64, 128, 128)
+    transforms = {t.name: t for t in config.augment.transforms}
+    # "a 2 x 2 x 2 grid of control-points and B-spline interpolation", "15 voxels standard
+    # deviation", on the fly before every iteration
+    bspline = transforms["bspline"]
+    assert bspline.p == 1.0 and bspline.kwargs["grid"] in (2, [2, 2, 2])
+    assert bspline.kwargs["sigma_voxels"] == 15.0 and "sigma_mm" not in bspline.kwargs
+    # histogram matching to "other randomly chosen scans belonging to the dataset"
+    assert transforms["histogram_matching"].p == 1.0
+    assert (config.model.name, config.loss.name) == ("vnet", "vnet_dice")
+    # the names and kwargs are those of the registered transforms
+    from volseg.data.transforms import build_augmentation
+    from volseg.data.transforms.histogram import RandomHistogramMatching
+    from volseg.data.transforms.spatial import RandomBSplineDeformation
+
+    deform, match = build_augmentation(config.augment).transforms
+    assert isinstance(deform, RandomBSplineDeformation)
+    assert deform.grid == 2 and deform.sigma_voxels == 15.0
+    assert isinstance(match, RandomHistogramMatching)

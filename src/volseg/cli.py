@@ -264,6 +264,42 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from volseg.config import load_config
+    from volseg.training.schedules import learning_rate, plot_schedule, step_iterations
+
+    train = load_config(args.config).train
+    schedule, per_epoch = train.schedule, train.iterations_per_epoch
+    warm = ""
+    if schedule.warmup_epochs:
+        end = schedule.warmup_end_lr
+        warm = f", warm-up {schedule.warmup_epochs} epochs from {schedule.warmup_start_lr:g} " + (
+            f"to {end:g}" if end is not None else "into the schedule"
+        )
+    print(
+        f"{args.config}: {schedule.name} schedule, lr0 {train.optimizer.lr:g}{warm}, "
+        f"{train.epochs} epochs x {per_epoch} iterations; columns: epoch (0-based) and the "
+        "rate of its first iteration",
+        file=sys.stderr,
+    )
+    steps: dict[int, list[int]] = {}
+    for step in step_iterations(train):
+        steps.setdefault(step // per_epoch, []).append(step)
+    for epoch in range(train.epochs):
+        notes = [
+            f"iteration {step}: lr {learning_rate(train, step):.6g}"
+            for step in steps.get(epoch, [])
+        ]
+        if epoch < schedule.warmup_epochs:
+            notes.insert(0, "warm-up")
+        note = f"  # {'; '.join(notes)}" if notes else ""
+        print(f"{epoch} {learning_rate(train, epoch * per_epoch):.6g}{note}")
+    if args.plot:
+        plot_schedule(train, args.plot, title=f"{Path(args.config).name}: learning rate")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="volseg", description="Segment medical volumes with the networks of five papers."
@@ -368,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=None, help="training time budget")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "schedule", help="the learning rate of every epoch of a config (no training)"
+    )
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--plot", metavar="PNG", help="also plot the rates to this PNG")
+    p.set_defaults(func=_cmd_schedule)
 
     p = sub.add_parser("info", help="parameters, FLOPs, memory and receptive fields of a model")
     p.add_argument("model", help="registered model name (vnet, segresnet_vae, ...)")

@@ -236,8 +236,14 @@ class ScheduleConfig:
         name: ``constant``, ``step`` (lr0 * ``step_gamma`` ** (iteration // ``step_size``),
             V-Net: /10 every 25K iterations) or ``poly`` (lr0 * (1 - e / epochs) **
             ``poly_power``, Myronenko; e = finished epochs).
-        warmup_epochs: linear warm-up from ``warmup_start_lr`` to the schedule's value at the end
-            of the warm-up, composed with any schedule (0 disables).
+        warmup_epochs: linear warm-up over the first ``warmup_epochs`` epochs (0 disables),
+            composed with any schedule; the main schedule takes over at epoch ``warmup_epochs``
+            with its own value there (global epoch: the warm-up is part of ``epochs``).
+        warmup_start_lr: the rate of epoch 0.
+        warmup_end_lr: the rate of the last warm-up epoch (``warmup_epochs - 1``), reached
+            linearly from ``warmup_start_lr`` (Adeniji: 1e-6 -> 1e-5 over 10 epochs, then poly
+            from lr0 = 1e-4, a jump). ``None`` warms up towards the main schedule's value at
+            epoch ``warmup_epochs`` instead, reaching it there (continuous).
     """
 
     name: Literal["constant", "step", "poly"] = "constant"
@@ -246,12 +252,21 @@ class ScheduleConfig:
     poly_power: float = 0.9
     warmup_epochs: int = 0
     warmup_start_lr: float = 1e-6
+    warmup_end_lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.step_size < 1:
             raise ConfigError(f"step_size: must be >= 1, got {self.step_size}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs: must be >= 0, got {self.warmup_epochs}")
+        if self.warmup_end_lr is not None:
+            if self.warmup_end_lr < 0:
+                raise ConfigError(f"warmup_end_lr: must be >= 0, got {self.warmup_end_lr}")
+            if self.warmup_epochs == 1:
+                raise ConfigError(
+                    "warmup_end_lr: needs warmup_epochs >= 2 (epoch 0 runs at warmup_start_lr, "
+                    "the last warm-up epoch at warmup_end_lr); got warmup_epochs 1"
+                )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from volseg.training.schedules import (
     build_scheduler,
     early_stopping,
     learning_rate,
+    step_iterations,
 )
 
 
@@ -81,10 +82,46 @@ def test_warmup_then_poly() -> None:
     assert expected[0] == 1e-6 and expected[8] == pytest.approx(junction)
 
 
+def test_warmup_to_an_end_rate_then_poly_at_the_global_epoch() -> None:
+    # Adeniji: "per-epoch linear warmup starting from 1e-6 to 1e-5 for the first 10 epochs",
+    # then lr0 * (1 - e / 300) ** 0.9 with lr0 = 1e-4 and e the current epoch number
+    train = recipe(
+        1e-4, 300, 2, name="poly", warmup_epochs=10, warmup_start_lr=1e-6, warmup_end_lr=1e-5
+    )
+    by_hand = [1e-6, 2e-6, 3e-6, 4e-6, 5e-6, 6e-6, 7e-6, 8e-6, 9e-6, 1e-5]
+    by_hand += [9.699_49e-5]  # epoch 10: 1e-4 * (290 / 300) ** 0.9 = 1e-4 * 0.969949
+    assert driven_lrs(train, 22) == pytest.approx([lr for lr in by_hand for _ in range(2)], 1e-5)
+    assert learning_rate(train, 2 * 299) == pytest.approx(1e-4 * (1 / 300) ** 0.9, rel=1e-12)
+    # without an end rate the warm-up still aims at the poly value of epoch 10 (continuous)
+    continuous = recipe(1e-4, 300, 2, name="poly", warmup_epochs=10, warmup_start_lr=1e-6)
+    assert learning_rate(continuous, 2 * 9) == pytest.approx(1e-6 + (9.699_49e-5 - 1e-6) * 0.9)
+
+
+def test_warmup_end_rate_with_a_step_schedule() -> None:
+    train = recipe(1.0, 4, 2, name="step", step_size=4, warmup_epochs=2, warmup_end_lr=0.5)
+    assert driven_lrs(train, 8) == pytest.approx([1e-6] * 2 + [0.5] * 2 + [0.1] * 4)
+
+
+def test_warmup_end_rate_needs_two_warmup_epochs() -> None:
+    with pytest.raises(ConfigError, match="warmup_end_lr: needs warmup_epochs >= 2"):
+        ScheduleConfig(warmup_epochs=1, warmup_end_lr=1e-5)
+    with pytest.raises(ConfigError, match="warmup_end_lr: must be >= 0"):
+        ScheduleConfig(warmup_epochs=3, warmup_end_lr=-1.0)
+    assert ScheduleConfig(warmup_epochs=0, warmup_end_lr=1e-5).warmup_end_lr == 1e-5
+
+
 def test_warmup_then_step_decay() -> None:
     train = recipe(1.0, 3, 3, name="step", step_size=6, warmup_epochs=1)
     expected = [1e-6] * 3 + [1.0] * 3 + [0.1] * 3
     assert driven_lrs(train, 9) == pytest.approx(expected)
+
+
+def test_step_iterations_within_the_run() -> None:
+    # V-Net's 25K iterations with 100 per epoch: the step opens epoch 250
+    assert step_iterations(recipe(1e-4, 300, 100, "sgd", name="step")) == [25000]
+    assert step_iterations(recipe(1e-4, 4, 4, "sgd", name="step", step_size=5)) == [5, 10, 15]
+    assert step_iterations(recipe(1e-4, 3, 100, "sgd", name="step")) == []
+    assert step_iterations(recipe(1e-4, 300, 100, name="poly")) == []
 
 
 def test_optimizers_and_weight_decay() -> None:
