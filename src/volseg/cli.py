@@ -87,9 +87,14 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prediction_jobs(inputs: list[str], output: str) -> list[tuple[list[Path], Path]]:
+def _prediction_jobs(
+    inputs: list[str], output: str, channels: Sequence[str] | None = None
+) -> list[tuple[list[Path], Path]]:
     """Pairs (input files, output file) for one file, several channel files, a folder in any
     dataset layout, or a ``.txt`` list (one case per line, its channel files separated by spaces).
+
+    ``channels``: the run's ``data.channels``; a dataset folder then gives those channels of each
+    case, in that order (a run trained on ``t1ce + flair`` predicts a four-modality BraTS folder).
     """
     from volseg.data.layouts import find_cases
     from volseg.io import SUPPORTED_SUFFIXES, strip_suffix
@@ -119,7 +124,7 @@ def _prediction_jobs(inputs: list[str], output: str) -> list[tuple[list[Path], P
             if line and not line[0].startswith("#")
         ]
         return [named(images, strip_suffix(images[0].name)) for images in cases]
-    dataset = find_cases(first)
+    dataset = find_cases(first, channels=channels)
     return [named(list(case.images), case.case_id) for case in dataset.cases]
 
 
@@ -148,12 +153,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from volseg.inference import Predictor
     from volseg.io import strip_suffix
 
-    jobs = _prediction_jobs(args.input, args.output)
     overrides = _infer_overrides(args)
     if len(args.model) > 1:
         predictor = Predictor.from_runs(args.model, **overrides)
     else:
         predictor = Predictor.from_run(args.model[0], **overrides)
+    jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
     failures = []
     skipped = 0
     for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
@@ -385,8 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--regions",
-        choices=["brats"],
-        help="also score regions: brats = WT {1,2,4}, TC {1,4}, ET {4}",
+        choices=["brats", "brats2023"],  # volseg.regions.region_sets(), without importing torch
+        help="also score regions: brats = WT {1,2,4}, TC {1,4}, ET {4}; brats2023 = the same "
+        "with ET labelled 3",
     )
     p.add_argument(
         "--tolerance", type=float, default=1.0, help="surface_dice tolerance in mm (default 1)"
