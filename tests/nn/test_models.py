@@ -342,6 +342,33 @@ def test_segresnet_vae_init() -> None:
     assert abs(head.std().item() / (2 / (16 + 3)) ** 0.5 - 1) < 0.5
 
 
+def test_segresnet_vae_init_glorot_before_every_sigmoid() -> None:
+    """Adeniji et al.: He-normal, Glorot-normal for layers that feed a sigmoid (the region head
+    and the squeeze-excitation gates); measured as weight std against each formula."""
+    torch.manual_seed(0)
+    net = SegResNetVAE(
+        init_filters=32, out_channels=64, se_ratio=16, vae_input_size=(16, 16, 16), vae_latent=16
+    )
+    gates = [b.se.expand for b in net.modules() if isinstance(b, ResidualBlock) and b.se]
+    sigmoid_inputs = {id(m) for m in [net.head, *gates]}
+    assert len(gates) == 1 + 2 + 2 + 4 + 3 + 3  # encoder, decoder and VAE decoder blocks
+    checked = 0
+    for m in net.modules():
+        if not isinstance(m, nn.Conv3d | nn.Linear):
+            continue
+        w = m.weight
+        fan_in = w.shape[1] * w[0, 0].numel()
+        fan_out = w.shape[0] * w[0, 0].numel()
+        glorot, he = (2 / (fan_in + fan_out)) ** 0.5, (2 / fan_in) ** 0.5
+        expected = glorot if id(m) in sigmoid_inputs else he
+        assert abs(w.std().item() / expected - 1) < 0.3, (m, w.std().item(), glorot, he)
+        checked += 1
+    assert checked > len(sigmoid_inputs)
+    # the two formulas differ enough to tell apart at these sizes (He would be 0.35 here)
+    deepest = next(g for g in gates if g.out_features == 256)
+    assert abs(deepest.weight.std().item() - (2 / (16 + 256)) ** 0.5) < 0.02
+
+
 # --- one YAML per paper recipe ---------------------------------------------------------------
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
