@@ -182,9 +182,32 @@ def test_every_conv_has_the_bf16_guard(name: str) -> None:
     assert convs and all(isinstance(m, blocks.Conv2d | blocks.Conv3d) for m in convs)
 
 
-def test_create_model_defaults_are_monai_names() -> None:
-    model = create_model("resvolnet", channels=(2, 4))
-    assert model.spatial_dims == 3 and model.in_channels == 1 and model.out_channels == 2
+# each net's paper defaults: (spatial_dims, in_channels, out_channels)
+PAPER_DEFAULTS = {
+    "vnet": (3, 1, 2),  # one MRI, prostate / background
+    "resvolnet": (3, 1, 2),
+    "resunet": (2, 5, 2),  # 2D slices of the 5 ISLES 2018 CTP maps
+    "fcresnet": (2, 1, 2),  # 2D EM slices, membrane / not
+    "segresnet_vae": (3, 4, 3),  # t1, t1ce, t2, flair -> ET, TC, WT
+}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_create_model_keeps_each_nets_own_defaults(name: str) -> None:
+    """``create_model(name)`` is the class with its own (paper) defaults; given kwargs win."""
+    with torch.device("meta"):  # paper-size nets without allocating their weights
+        made = check_network(create_model(name))
+        own = check_network(volseg.nn.MODELS.get(name)())
+        given = check_network(create_model(name, spatial_dims=2, in_channels=7, out_channels=6))
+    assert type(made) is type(own)
+    dims = (made.spatial_dims, made.in_channels, made.out_channels)
+    assert dims == (own.spatial_dims, own.in_channels, own.out_channels) == PAPER_DEFAULTS[name]
+    count = sum(p.numel() for p in made.parameters())  # type: ignore[attr-defined]
+    assert count == sum(p.numel() for p in own.parameters())  # type: ignore[attr-defined]
+    assert (given.spatial_dims, given.in_channels, given.out_channels) == (2, 7, 6)
+
+
+def test_create_model_unknown_name() -> None:
     with pytest.raises(KeyError, match="unknown model"):
         create_model("unet3000")
 
