@@ -36,7 +36,7 @@ TINY: dict[str, dict[str, Any]] = {
 # name -> the switches to try one at a time (the default is tried too)
 SWITCHES: dict[str, list[dict[str, Any]]] = {
     "vnet": [{"norm": "batch"}, {"norm": "group"}, {"activation": "relu"}, {"dropout": 0.1}],
-    "resvolnet": [{"norm": "group"}, {"upsample": "linear"}, {"dropout": 0.1}],
+    "resvolnet": [{"norm": "group"}, {"upsample": "linear"}, {"dropout": 0.1}, {"residual": False}],
     "resunet": [
         {"downsample": "conv"},
         {"upsample": "linear"},
