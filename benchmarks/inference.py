@@ -137,7 +137,7 @@ def bench_layout(repeat: int) -> None:
         ("UNet 4x96^3, to_channels_last", unet, x3, to_channels_last),
         (
             "resunet 2-D instance norm 4x256^2",
-            create_model("resunet", spatial_dims=2, norm="instance").eval(),
+            create_model("resunet", spatial_dims=2, in_channels=1, norm="instance").eval(),
             x2,
             to_channels_last,
         ),

@@ -75,7 +75,8 @@ def test_every_registered_net_exports(
     torch.manual_seed(0)
     net = create_model(name, spatial_dims=dims, **kwargs).eval()
     d = int(net.divisor)  # type: ignore[arg-type]
-    shapes = [(1, 1, *(2 * d, d, 2 * d)[:dims]), (2, 1, *(d, 3 * d, 2 * d)[:dims])]
+    c = int(net.in_channels)  # type: ignore[arg-type]
+    shapes = [(1, c, *(2 * d, d, 2 * d)[:dims]), (2, c, *(d, 3 * d, 2 * d)[:dims])]
     result = export_model(net, tmp_path / f"m.{fmt}", fmt, shapes)
     assert result.path.is_file()
     assert result.max_abs_diff < 1e-4 * max(1.0, result.output_scale)

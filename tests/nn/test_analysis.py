@@ -167,7 +167,7 @@ def test_receptive_field_equals_gradient_extent(
     name: str, kwargs: dict[str, Any], size: tuple[int, ...]
 ) -> None:
     model = create_model(name, **kwargs)
-    check_against_gradient(model, size, int(kwargs.get("in_channels", 1)))
+    check_against_gradient(model, size, check_network(model).in_channels)
 
 
 def test_vnet_paper_table() -> None:

@@ -17,6 +17,7 @@ from volseg.nn.blocks import (
     check_input,
     glorot_normal_,
     he_normal_,
+    init_he,
 )
 
 
@@ -144,6 +145,17 @@ def test_he_and_glorot_normal_std() -> None:
     assert abs(w.std().item() / (2 / 1.0625 / (32 * 27)) ** 0.5 - 1) < 0.02
     glorot_normal_(w)
     assert abs(w.std().item() / (2 / (32 * 27 + 64 * 27)) ** 0.5 - 1) < 0.02
+
+
+def test_init_he_keeps_the_squeeze_excitation_gate_glorot() -> None:
+    """The gate feeds a sigmoid: Glorot-normal; the squeeze feeds a ReLU: He-normal."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(256, 256, 1), SqueezeExcitation(256, ratio=16))
+    init_he(net, "relu")
+    se = net[1]
+    assert abs(se.expand.weight.std().item() / (2 / (16 + 256)) ** 0.5 - 1) < 0.1  # 0.086
+    assert abs(se.reduce.weight.std().item() / (2 / 256) ** 0.5 - 1) < 0.1
+    assert abs(net[0].weight.std().item() / (2 / 256) ** 0.5 - 1) < 0.1
 
 
 def test_check_input_messages() -> None:

@@ -98,7 +98,7 @@ def test_to_channels_last_keeps_parameters_and_outputs(
     swapped = [m for m in net.modules() if isinstance(m, PYTORCH[dims])]
     assert swapped and all(type(m) is OURS[dims] for m in swapped)
     assert type(holder[1]) is PYTORCH[dims]  # running statistics: left as it was
-    x = torch.randn(2, 1, *shape)
+    x = torch.randn(2, net.in_channels, *shape)
     with torch.no_grad():
         out, expected = net(x), original(x)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))

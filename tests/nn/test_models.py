@@ -36,7 +36,7 @@ TINY: dict[str, dict[str, Any]] = {
 # name -> the switches to try one at a time (the default is tried too)
 SWITCHES: dict[str, list[dict[str, Any]]] = {
     "vnet": [{"norm": "batch"}, {"norm": "group"}, {"activation": "relu"}, {"dropout": 0.1}],
-    "resvolnet": [{"norm": "group"}, {"upsample": "linear"}, {"dropout": 0.1}],
+    "resvolnet": [{"norm": "group"}, {"upsample": "linear"}, {"dropout": 0.1}, {"residual": False}],
     "resunet": [
         {"downsample": "conv"},
         {"upsample": "linear"},
@@ -182,9 +182,32 @@ def test_every_conv_has_the_bf16_guard(name: str) -> None:
     assert convs and all(isinstance(m, blocks.Conv2d | blocks.Conv3d) for m in convs)
 
 
-def test_create_model_defaults_are_monai_names() -> None:
-    model = create_model("resvolnet", channels=(2, 4))
-    assert model.spatial_dims == 3 and model.in_channels == 1 and model.out_channels == 2
+# each net's paper defaults: (spatial_dims, in_channels, out_channels)
+PAPER_DEFAULTS = {
+    "vnet": (3, 1, 2),  # one MRI, prostate / background
+    "resvolnet": (3, 1, 2),
+    "resunet": (2, 5, 2),  # 2D slices of the 5 ISLES 2018 CTP maps
+    "fcresnet": (2, 1, 2),  # 2D EM slices, membrane / not
+    "segresnet_vae": (3, 4, 3),  # t1, t1ce, t2, flair -> ET, TC, WT
+}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_create_model_keeps_each_nets_own_defaults(name: str) -> None:
+    """``create_model(name)`` is the class with its own (paper) defaults; given kwargs win."""
+    with torch.device("meta"):  # paper-size nets without allocating their weights
+        made = check_network(create_model(name))
+        own = check_network(volseg.nn.MODELS.get(name)())
+        given = check_network(create_model(name, spatial_dims=2, in_channels=7, out_channels=6))
+    assert type(made) is type(own)
+    dims = (made.spatial_dims, made.in_channels, made.out_channels)
+    assert dims == (own.spatial_dims, own.in_channels, own.out_channels) == PAPER_DEFAULTS[name]
+    count = sum(p.numel() for p in made.parameters())  # type: ignore[attr-defined]
+    assert count == sum(p.numel() for p in own.parameters())  # type: ignore[attr-defined]
+    assert (given.spatial_dims, given.in_channels, given.out_channels) == (2, 7, 6)
+
+
+def test_create_model_unknown_name() -> None:
     with pytest.raises(KeyError, match="unknown model"):
         create_model("unet3000")
 
@@ -340,6 +363,33 @@ def test_segresnet_vae_init() -> None:
     )  # kaiming_uniform(a=sqrt 5)
     head = he.head.weight  # Glorot before the sigmoid: 2 / (fan_in + fan_out)
     assert abs(head.std().item() / (2 / (16 + 3)) ** 0.5 - 1) < 0.5
+
+
+def test_segresnet_vae_init_glorot_before_every_sigmoid() -> None:
+    """Adeniji et al.: He-normal, Glorot-normal for layers that feed a sigmoid (the region head
+    and the squeeze-excitation gates); measured as weight std against each formula."""
+    torch.manual_seed(0)
+    net = SegResNetVAE(
+        init_filters=32, out_channels=64, se_ratio=16, vae_input_size=(16, 16, 16), vae_latent=16
+    )
+    gates = [b.se.expand for b in net.modules() if isinstance(b, ResidualBlock) and b.se]
+    sigmoid_inputs = {id(m) for m in [net.head, *gates]}
+    assert len(gates) == 1 + 2 + 2 + 4 + 3 + 3  # encoder, decoder and VAE decoder blocks
+    checked = 0
+    for m in net.modules():
+        if not isinstance(m, nn.Conv3d | nn.Linear):
+            continue
+        w = m.weight
+        fan_in = w.shape[1] * w[0, 0].numel()
+        fan_out = w.shape[0] * w[0, 0].numel()
+        glorot, he = (2 / (fan_in + fan_out)) ** 0.5, (2 / fan_in) ** 0.5
+        expected = glorot if id(m) in sigmoid_inputs else he
+        assert abs(w.std().item() / expected - 1) < 0.3, (m, w.std().item(), glorot, he)
+        checked += 1
+    assert checked > len(sigmoid_inputs)
+    # the two formulas differ enough to tell apart at these sizes (He would be 0.35 here)
+    deepest = next(g for g in gates if g.out_features == 256)
+    assert abs(deepest.weight.std().item() - (2 / (16 + 256)) ** 0.5) < 0.02
 
 
 # --- one YAML per paper recipe ---------------------------------------------------------------

@@ -25,30 +25,22 @@ __all__ = [
 MODELS = Registry[nn.Module]("model")
 
 
-def create_model(
-    name: str, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2, **kwargs: Any
-) -> nn.Module:
-    """Build the network registered as ``name`` with the paper's defaults (MONAI's names).
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the network registered as ``name``; with no keyword arguments, its paper's recipe.
 
     Args:
         name: a registered name (see :func:`list_models`): ``vnet``, ``resvolnet``, ``resunet``,
             ``fcresnet``, ``segresnet_vae``.
-        spatial_dims: 3 for ``(B, C, D, H, W)`` volumes, 2 for ``(B, C, H, W)`` images (the
-            papers of ``resunet`` and ``fcresnet`` are 2D: pass 2 for their recipes).
-        in_channels: input channels (image modalities).
-        out_channels: output channels (classes, or regions for ``segresnet_vae``).
-        **kwargs: the net's own arguments (its docstring lists them and their paper values).
+        **kwargs: the net's own constructor arguments (MONAI's names for the common ones:
+            ``spatial_dims``, ``in_channels``, ``out_channels``); its docstring lists each with
+            its paper value. What is not given keeps the net's own default, so
+            ``create_model("resunet")`` is 2D with 5 CTP input maps and
+            ``create_model("segresnet_vae")`` takes 4 MRI modalities to 3 regions.
 
     Every net is a :class:`Network`: ``spatial_dims``, ``in_channels``, ``out_channels``,
     ``divisor`` (input spatial sizes must be multiples of it) and ``output_kind``.
     """
-    return MODELS.create(
-        name,
-        spatial_dims=spatial_dims,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        **kwargs,
-    )
+    return MODELS.create(name, **kwargs)
 
 
 def list_models() -> list[str]:

@@ -98,7 +98,7 @@ class FCResNet(nn.Module):
     dropout before the classifier (default 0).
 
     Args:
-        spatial_dims: 2 (the paper) or 3. Note :func:`volseg.create_model` defaults to 3.
+        spatial_dims: 2 (the paper) or 3.
         in_channels: input channels.
         out_channels: classes including background (2: membrane / not).
         stem_channels: channels of the stem and of the final conv.

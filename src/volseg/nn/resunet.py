@@ -48,8 +48,9 @@ class ResUNet(nn.Module):
     * a ``1^d`` conv classifier; He-normal init.
 
     Args:
-        spatial_dims: 2 (the paper) or 3. Note :func:`volseg.create_model` defaults to 3.
-        in_channels: input channels (the CTP maps).
+        spatial_dims: 2 (the paper) or 3.
+        in_channels: input channels: 5, the ISLES 2018 CTP maps (CT, CBF, CBV, MTT, Tmax); the
+            paper says only "multi-channel CTP input", so this follows the challenge's data.
         out_channels: classes including background (2).
         channels: channels per level, shallowest first.
         norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
@@ -68,7 +69,7 @@ class ResUNet(nn.Module):
     def __init__(
         self,
         spatial_dims: int = 2,
-        in_channels: int = 1,
+        in_channels: int = 5,
         out_channels: int = 2,
         channels: Sequence[int] = (64, 128, 256, 512, 1024),
         norm: str = "batch",

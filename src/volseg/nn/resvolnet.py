@@ -57,6 +57,13 @@ class ResVolNet(nn.Module):
     * no deep supervision (VoxResNet's auxiliary classifiers are left out; the paper does not
       mention them); He-normal init.
 
+    ``residual=False`` is the plain counterpart for the paper's comparison (residual vs the same
+    net without residual units): every unit keeps its two conv -> BN -> ReLU (same convs, norms,
+    activations and parameter count) but loses its identity skip. The long skips stay summed:
+    summation instead of concatenation is the paper's design of the paths' junctions, not part of
+    the residual units, so only the short skips are switched off (Drozdzal et al.'s
+    ``fcresnet`` has the separate ``long_skips`` switch).
+
     Args:
         spatial_dims: 3 (the paper) or 2.
         in_channels: input modalities.
@@ -67,6 +74,7 @@ class ResVolNet(nn.Module):
         act: activation name (``"relu"``).
         upsample: ``"transposed"``, ``"linear"`` or ``"nearest"``.
         dropout: channel-dropout probability before the classifier.
+        residual: identity skips inside the units (``False``: plain conv stacks, see above).
     """
 
     divisor: int = 8
@@ -85,6 +93,7 @@ class ResVolNet(nn.Module):
         act: str = "relu",
         upsample: str = "transposed",
         dropout: float = 0.0,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -95,11 +104,15 @@ class ResVolNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.divisor = 2 ** (len(channels) - 1)
+        self.residual = residual
         c = list(channels)
 
         def level(ch: int) -> nn.Sequential:
             return nn.Sequential(
-                *(ResidualBlock(spatial_dims, ch, ch, norm=norm, act=act) for _ in range(units))
+                *(
+                    ResidualBlock(spatial_dims, ch, ch, norm=norm, act=act, residual=residual)
+                    for _ in range(units)
+                )
             )
 
         self.stem = ConvNormAct(spatial_dims, in_channels, c[0], 3, norm=norm, act=act)

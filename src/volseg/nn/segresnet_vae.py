@@ -153,8 +153,9 @@ class SegResNetVAE(nn.Module):
     * ``order="cna"`` (conv -> norm -> ReLU, Adeniji) instead of ``"nac"`` (norm -> ReLU -> conv,
       Myronenko);
     * ``norm="batch"`` instead of ``"group"`` (8 groups, ``groups``);
-    * He-normal init for ReLU layers and Glorot-normal for the sigmoid output (``init="he"``,
-      the default here; ``"torch"`` keeps PyTorch's default init, since Myronenko states none);
+    * He-normal init for ReLU layers and Glorot-normal for the layers that feed a sigmoid: the
+      region head and, with ``se_ratio``, every squeeze-excitation gate (``init="he"``, the
+      default here; ``"torch"`` keeps PyTorch's default init, since Myronenko states none);
     * ``vae=False`` drops the VAE branch altogether (then training mode returns logits too).
 
     Choices the papers leave open: the VAE input size. Its dense layers fix the input size

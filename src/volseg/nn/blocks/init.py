@@ -33,10 +33,15 @@ def glorot_normal_(weight: torch.Tensor) -> torch.Tensor:
 
 
 def init_he(module: nn.Module, act: str = "relu", glorot: Sequence[nn.Module] = ()) -> None:
-    """He-normal init of every conv/linear weight in ``module``, zero biases; the layers in
-    ``glorot`` (outputs followed by a sigmoid) get Glorot-normal instead. Transposed convs count
-    fan-in as ``C_in x kernel / stride`` (the inputs each output actually sees)."""
+    """He-normal init of every conv/linear weight in ``module``, zero biases; layers whose
+    outputs feed a sigmoid get Glorot-normal instead (Adeniji et al.): those in ``glorot`` (a
+    net's sigmoid head) and those a submodule names in its ``glorot_layers`` attribute (a tuple
+    of attribute names, e.g. the gate layer of
+    :class:`~volseg.nn.blocks.layers.SqueezeExcitation`). Transposed convs count fan-in as
+    ``C_in x kernel / stride`` (the inputs each output actually sees)."""
     skip = {id(m) for m in glorot}
+    for m in module.modules():
+        skip.update(id(getattr(m, name)) for name in getattr(m, "glorot_layers", ()))
     for m in module.modules():
         if isinstance(
             m, nn.Conv2d | nn.Conv3d | nn.Linear | nn.ConvTranspose2d | nn.ConvTranspose3d

@@ -102,7 +102,14 @@ class SqueezeExcitation(nn.Module):
     ``(B, C, *S) -> (B, C, *S)``. The squeeze is a global average over the spatial axes; ``W1``
     reduces ``C`` to ``max(1, C // ratio)``, ``W2`` restores ``C``; the sigmoid gate rescales
     each channel. Adeniji et al. apply it to the residual before the identity is added.
+
+    Init: ``W1`` He-normal (it feeds the ReLU), ``W2`` Glorot-normal (it feeds the sigmoid);
+    :func:`~volseg.nn.blocks.init.init_he` on an enclosing net keeps ``W2`` Glorot, as
+    :attr:`glorot_layers` names it.
     """
+
+    glorot_layers: tuple[str, ...] = ("expand",)
+    """Attributes holding layers that feed a sigmoid (Glorot init under ``init_he``)."""
 
     def __init__(self, channels: int, ratio: int = 16) -> None:
         super().__init__()
