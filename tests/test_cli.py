@@ -202,3 +202,43 @@ def test_flat_public_api() -> None:
         assert getattr(volseg, name) is not None
     assert "vnet" in volseg.list_models()
     assert volseg.Predictor.from_run.__name__ == "from_run"
+
+
+def test_prediction_jobs_take_the_runs_channels(tmp_path: Path) -> None:
+    """A run trained on a channel subset gets that subset of each case of a dataset folder."""
+    import json
+
+    from volseg.cli import _prediction_jobs
+    from volseg.data.synthetic import make_phantom
+
+    root = tmp_path / "msd"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    for i in range(2):
+        image, label = make_phantom(channels=3, seed=i)
+        for c in range(3):
+            write_volume(
+                image.with_array(image.array[c : c + 1]), root / f"imagesTr/c{i}_{c:04d}.nii.gz"
+            )
+        write_volume(label, root / f"labelsTr/c{i}.nii.gz")
+    names = {
+        "channel_names": {"0": "t1", "1": "t2", "2": "flair"},
+        "labels": {"background": 0, "a": 1},
+    }
+    (root / "dataset.json").write_text(json.dumps({**names, "file_ending": ".nii.gz"}))
+    jobs = _prediction_jobs([str(root)], str(tmp_path / "out"), ("flair", "t1"))
+    assert [[p.name for p in images] for images, _ in jobs] == [
+        ["c0_0002.nii.gz", "c0_0000.nii.gz"],
+        ["c1_0002.nii.gz", "c1_0000.nii.gz"],
+    ]
+    assert len(_prediction_jobs([str(root)], str(tmp_path / "out"))[0][0]) == 3
+
+
+def test_evaluate_region_choices_are_the_region_sets() -> None:
+    from volseg.cli import build_parser
+    from volseg.regions import region_sets
+
+    parser = build_parser()
+    evaluate = parser._subparsers._group_actions[0].choices["evaluate"]  # type: ignore[union-attr]
+    regions = next(a for a in evaluate._actions if a.dest == "regions")
+    assert sorted(regions.choices) == region_sets()
