@@ -90,7 +90,8 @@ def plot_curves(rows: Sequence[Mapping[str, float]], path: str | Path) -> None:
     if shown:
         ax_dice.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -120,7 +121,8 @@ def plot_grad_norms(rows: Sequence[tuple[int, str, float]], path: str | Path) ->
     ax.set_title("per-layer gradient norms (Drozdzal et al. 2016)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
