@@ -1,0 +1,32 @@
+"""Synthetic datasets with known ground truth, written in the MSD layout (``volseg synth``).
+
+Built on small shipped derivatives of real anatomy (``data/``, with its provenance and licence)
+or made procedurally. Each module registers one generator; they are imported here explicitly,
+so :func:`list_synth` is complete once this package is imported.
+
+* :mod:`.brain_structures`: ``brain-structures`` (hippocampi and amygdalae in T1 heads, 3-D).
+"""
+
+from __future__ import annotations
+
+from volseg.synth import brain_structures
+from volseg.synth.base import (
+    SYNTH,
+    SynthCase,
+    SynthGenerator,
+    list_synth,
+    load_anatomy,
+    register_synth,
+    write_synth,
+)
+
+__all__ = [
+    "SYNTH",
+    "SynthCase",
+    "SynthGenerator",
+    "brain_structures",
+    "list_synth",
+    "load_anatomy",
+    "register_synth",
+    "write_synth",
+]
