@@ -5,11 +5,12 @@ or made procedurally. Each module registers one generator; they are imported her
 so :func:`list_synth` is complete once this package is imported.
 
 * :mod:`.brain_structures`: ``brain-structures`` (hippocampi and amygdalae in T1 heads, 3-D).
+* :mod:`.brats_like`: ``brats-like`` (t1, t1ce, t2, flair with nested tumours 1, 2, 4; 3-D).
 """
 
 from __future__ import annotations
 
-from volseg.synth import brain_structures
+from volseg.synth import brain_structures, brats_like
 from volseg.synth.base import (
     SYNTH,
     SynthCase,
@@ -25,6 +26,7 @@ __all__ = [
     "SynthCase",
     "SynthGenerator",
     "brain_structures",
+    "brats_like",
     "list_synth",
     "load_anatomy",
     "register_synth",
