@@ -6,11 +6,12 @@ so :func:`list_synth` is complete once this package is imported.
 
 * :mod:`.brain_structures`: ``brain-structures`` (hippocampi and amygdalae in T1 heads, 3-D).
 * :mod:`.brats_like`: ``brats-like`` (t1, t1ce, t2, flair with nested tumours 1, 2, 4; 3-D).
+* :mod:`.ctp_like`: ``ctp-like`` (CBF, CBV, MTT, Tmax slices; label: the DWI core; 2-D).
 """
 
 from __future__ import annotations
 
-from volseg.synth import brain_structures, brats_like
+from volseg.synth import brain_structures, brats_like, ctp_like
 from volseg.synth.base import (
     SYNTH,
     SynthCase,
@@ -27,6 +28,7 @@ __all__ = [
     "SynthGenerator",
     "brain_structures",
     "brats_like",
+    "ctp_like",
     "list_synth",
     "load_anatomy",
     "register_synth",
