@@ -148,3 +148,14 @@ SPECIFIC: dict[str, Callable[[Dataset], None]] = {
 def test_dataset_specific_property(written) -> None:
     name, _, dataset = written
     SPECIFIC[name](dataset)
+
+
+def test_cli_writes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from volseg.cli import main
+
+    out = tmp_path / "em"
+    assert main(["synth", "em-membranes", "--out", str(out), "--cases", "2"]) == 0
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 2
+    assert "written to" in capsys.readouterr().out
+    assert main(["synth", "no-such-set", "--out", str(tmp_path / "x")]) == 2
+    assert "em-membranes" in capsys.readouterr().err
