@@ -244,6 +244,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from volseg.synth import write_synth
+
+    start = time.perf_counter()
+    root = write_synth(args.name, args.out, args.cases, args.seed, args.test_cases)
+    seconds = time.perf_counter() - start
+    print(f"{args.name}: {args.cases} training case(s) written to {root} in {seconds:.1f} s")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from typing import Any
 
@@ -417,6 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML config (see configs/)")
     p.add_argument("--plot", metavar="PNG", help="also plot the rates to this PNG")
     p.set_defaults(func=_cmd_schedule)
+
+    p = sub.add_parser("synth", help="write a synthetic dataset (MSD layout) with known labels")
+    p.add_argument("name", help="brain-structures, brats-like, ctp-like or em-membranes")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--cases", type=int, default=12, help="training cases (default 12)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--test-cases", type=int, default=None, help="held-out cases (default: a third of --cases)"
+    )
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("info", help="parameters, FLOPs, memory and receptive fields of a model")
     p.add_argument("model", help="registered model name (vnet, segresnet_vae, ...)")
