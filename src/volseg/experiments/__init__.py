@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 # Every experiment module is imported here, explicitly: list_experiments() is complete.
-from volseg.experiments import vnet_dice
+from volseg.experiments import liu_hybrid, vnet_dice
 from volseg.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -27,6 +27,7 @@ __all__ = [
     "Run",
     "Variant",
     "list_experiments",
+    "liu_hybrid",
     "paired_stats",
     "register_experiment",
     "run_experiment",
