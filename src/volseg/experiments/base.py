@@ -485,22 +485,27 @@ def plot_curves(columns: Sequence[str], filename: str, ylabel: str) -> PlotFn:
 def plot_grad_norms(out: Path, runs: Sequence[Run]) -> None:
     """``grad_norms.png``: last epoch's per-layer gradient norm against depth, per variant.
 
-    Mean over seeds; layers in ``named_parameters`` order (input to output), from each run's
-    ``grad_norms.csv`` (``train.runtime.log_grad_norms``).
+    Mean over seeds (and folds), from each run's ``grad_norms.csv``
+    (``train.runtime.log_grad_norms``). Only the layers every variant has are drawn (a
+    projection shortcut exists only with short skips), in ``named_parameters`` order (input to
+    output), so the x positions match across the lines.
     """
+    norms: dict[str, list[dict[str, float]]] = {}
+    order: list[str] = []
+    for run in runs:
+        with (run.run_dir / "grad_norms.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        last = max(int(r["epoch"]) for r in rows)
+        layers = {r["layer"]: float(r["norm"]) for r in rows if int(r["epoch"]) == last}
+        norms.setdefault(run.variant, []).append(layers)
+        order = order or list(layers)
+    common = [name for name in order if all(name in d for ds in norms.values() for d in ds)]
     fig, ax = _figure()
-    for v_index, name in enumerate(dict.fromkeys(r.variant for r in runs)):
-        curves = []
-        for run in (r for r in runs if r.variant == name):
-            with (run.run_dir / "grad_norms.csv").open() as handle:
-                rows = list(csv.DictReader(handle))
-            last = max(int(r["epoch"]) for r in rows)
-            curves.append([float(r["norm"]) for r in rows if int(r["epoch"]) == last])
-        depth = min(len(c) for c in curves)
-        mean = np.mean([c[:depth] for c in curves], axis=0)
-        ax.plot(np.arange(depth), mean, color=f"C{v_index}", label=name)
+    for v_index, (variant, dicts) in enumerate(norms.items()):
+        mean = [float(np.mean([d[name] for d in dicts])) for name in common]
+        ax.plot(np.arange(len(common)), mean, color=f"C{v_index}", marker=".", label=variant)
     ax.set_yscale("log")
-    ax.set_xlabel("layer (input to output)")
+    ax.set_xlabel(f"layer, input to output ({len(common)} layers every variant has)")
     ax.set_ylabel("gradient L2 norm, last epoch")
     ax.legend(fontsize="small")
     _save(fig, out / "grad_norms.png")
