@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 # Every experiment module is imported here, explicitly: list_experiments() is complete.
-from volseg.experiments import drozdzal_skips, liu_hybrid, vnet_dice
+from volseg.experiments import adeniji_vae, drozdzal_skips, liu_hybrid, vnet_dice
 from volseg.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -26,6 +26,7 @@ __all__ = [
     "PairedStats",
     "Run",
     "Variant",
+    "adeniji_vae",
     "drozdzal_skips",
     "list_experiments",
     "liu_hybrid",
