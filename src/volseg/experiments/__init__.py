@@ -7,7 +7,13 @@
 from __future__ import annotations
 
 # Every experiment module is imported here, explicitly: list_experiments() is complete.
-from volseg.experiments import adeniji_vae, drozdzal_skips, liu_hybrid, vnet_dice
+from volseg.experiments import (
+    adeniji_vae,
+    drozdzal_skips,
+    liu_hybrid,
+    vnet_dice,
+    yu_heng_residual,
+)
 from volseg.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -34,4 +40,5 @@ __all__ = [
     "register_experiment",
     "run_experiment",
     "vnet_dice",
+    "yu_heng_residual",
 ]

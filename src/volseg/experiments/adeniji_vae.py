@@ -8,7 +8,7 @@ with the ``vae`` loss, which on the net without a VAE output is its Dice term al
 eps 1, summed over the three regions), so the L2 and KL terms are exactly what the switch adds.
 Validation reports ``[dice, precision, recall, accuracy]`` with ``metric_eps: 1`` (Table 1);
 ``train_vs_val_dice.png`` draws ``train_dice`` and ``val_dice`` per epoch for each variant
-(mean over seeds; Figs. 3-4).
+(mean over seeds; Figs. 3-4); ``summary.md`` adds their last-epoch values and the gap.
 
 Sizes:
 
@@ -97,5 +97,6 @@ def adeniji_vae(profile: Profile = "smoke") -> Experiment:
         comparisons=(("vae", "no_vae"),),
         seeds=2 if smoke else 3,
         plots=(plot_curves(("train_dice", "val_dice"), "train_vs_val_dice.png", "Dice"),),
+        curves=("train_dice", "val_dice"),
         notes="Dice is the mean over the BraTS regions WT, TC, ET (eps 0 on the held-out cases).",
     )

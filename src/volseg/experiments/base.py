@@ -26,7 +26,7 @@ import csv
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +99,9 @@ class Experiment:
             fold's held-out cases.
         hd95: also report HD95 in mm.
         plots: ``plot(out_dir, runs)`` functions drawing PNGs from the runs.
+        curves: ``log.csv`` columns whose last-epoch and mean-over-epochs values (mean +/- std
+            over runs) ``summary.md`` lists per variant; with ``train_dice`` and ``val_dice``
+            also their gap.
         notes: what this profile uses, for ``summary.md``.
     """
 
@@ -114,8 +117,8 @@ class Experiment:
     folds: int = 0
     hd95: bool = False
     plots: tuple[PlotFn, ...] = ()
+    curves: tuple[str, ...] = ()
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 EXPERIMENTS = Registry[Experiment]("experiment")
@@ -319,7 +322,7 @@ def run_experiment(
                     rows.append(row)
     results = out / "results.csv"
     _write_csv(rows, results)
-    (out / "summary.md").write_text(summary_markdown(exp, rows, profile, n_seeds))
+    (out / "summary.md").write_text(summary_markdown(exp, rows, profile, n_seeds, runs))
     for plot in exp.plots:
         plot(out, runs)
     plot_dice_distribution(out, rows)
@@ -344,7 +347,11 @@ def _fmt(x: float) -> str:
 
 
 def summary_markdown(
-    exp: Experiment, rows: Sequence[dict[str, Any]], profile: str, seeds: int
+    exp: Experiment,
+    rows: Sequence[dict[str, Any]],
+    profile: str,
+    seeds: int,
+    runs: Sequence[Run] = (),
 ) -> str:
     """``summary.md``: mean +/- std per variant, the paired comparisons, the paper's figure."""
     names = [v.name for v in exp.variants]
@@ -385,6 +392,8 @@ def summary_markdown(
                 + ", ".join(_fmt(x) for x in per_fold)
                 + f"; std over folds {_fmt(float(np.std(per_fold)))}"
             )
+    if exp.curves and runs:
+        lines += ["", *_curve_lines(exp, runs)]
     lines += ["", "## Paired differences (method - baseline, Dice)", ""]
     for method, baseline in exp.comparisons:
         key = ("seed", "fold", "case") if exp.folds else ("seed", "case")
@@ -406,6 +415,29 @@ def summary_markdown(
     if profile == "smoke":
         lines += ["Smoke profile: a plumbing check, not a measurement of the claim.", ""]
     return "\n".join(lines)
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    return f"{_fmt(float(np.mean(values)))} +/- {_fmt(float(np.std(values)))}"
+
+
+def _curve_lines(exp: Experiment, runs: Sequence[Run]) -> list[str]:
+    """Per variant: each curve's last-epoch and mean-over-epochs value over runs (and the gap)."""
+    lines = ["## Training curves (log.csv; mean +/- std over runs)", ""]
+    for name in [v.name for v in exp.variants]:
+        logs = [read_log(r.run_dir) for r in runs if r.variant == name]
+        parts = []
+        for column in exp.curves:
+            last = [log[column][-1] for log in logs]
+            parts.append(
+                f"{column} last epoch {_mean_std(last)}, "
+                f"mean over epochs {_mean_std([float(np.nanmean(log[column])) for log in logs])}"
+            )
+        if {"train_dice", "val_dice"} <= set(exp.curves):
+            gap = [log["train_dice"][-1] - log["val_dice"][-1] for log in logs]
+            parts.append(f"gap train - val last epoch {_mean_std(gap)}")
+        lines.append(f"- {name}: " + "; ".join(parts))
+    return lines
 
 
 # --------------------------------------------------------------------------------------- plots
