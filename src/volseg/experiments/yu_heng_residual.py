@@ -12,7 +12,7 @@ Sizes:
 
 * ``smoke``: data at 3 mm, 3 training + 2 held-out; channels 4-8, one unit per level, 16^3
   patches, batch 1, 2 epochs of 2 iterations, 2 seeds.
-* ``full``: data at 2 mm, 12 training + 4 held-out; channels 8-16-32-64, 2 units per level,
+* ``full``: data at 2 mm, 12 training + 4 held-out; channels 8-16-32-64, 1 unit per level,
   32^3 patches, batch 2, Adam lr 1e-3, 30 epochs of 20 iterations, 3 seeds.
 """
 
@@ -45,7 +45,7 @@ def yu_heng_residual(profile: Profile = "smoke") -> Experiment:
         "in_channels": 1,
         "out_channels": 5,
         "channels": [4, 8] if smoke else [8, 16, 32, 64],
-        "units": 1 if smoke else 2,
+        "units": 1,
     }
     base = Config(
         data=DataConfig(labels=(0, 1, 2, 3, 4)),
