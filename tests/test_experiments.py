@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from volseg.cli import main
-from volseg.experiments import EXPERIMENTS, list_experiments, paired_stats
+from volseg.experiments import EXPERIMENTS, list_experiments, paired_stats, run_experiment
 
 NAMES = [
     "vnet-dice-vs-logistic",
@@ -80,3 +81,22 @@ def test_paired_stats_all_zero_differences_has_no_p() -> None:
     s = paired_stats([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
     assert s.p is None and "every difference is zero" in s.note
     assert s.mean == s.low == s.high == 0.0
+
+
+def test_an_unfinished_run_is_resumed(tmp_path: Path) -> None:
+    """A run short of its epochs (as after an interruption) continues from checkpoint_last.pt."""
+    exp = EXPERIMENTS.create("drozdzal-skips", profile="smoke")
+    out = tmp_path / "exp"
+    run_experiment("drozdzal-skips", out, experiment=exp)
+    log = out / "runs" / "both" / "seed_0" / "log.csv"
+    assert len(log.read_text().splitlines()) == 1 + exp.base.train.epochs
+    longer = dataclasses.replace(
+        exp,
+        base=dataclasses.replace(
+            exp.base, train=dataclasses.replace(exp.base.train, epochs=exp.base.train.epochs + 1)
+        ),
+    )
+    run_experiment("drozdzal-skips", out, experiment=longer)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 + exp.base.train.epochs  # one epoch more, the first ones kept
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
