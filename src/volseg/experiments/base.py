@@ -369,12 +369,11 @@ def summary_markdown(
         cells = []
         for m in metrics:
             values = np.array([r[m] for r in mine], dtype=float)
-            values = values[np.isfinite(values)]
-            cells.append(
-                f"{_fmt(float(values.mean()))} +/- {_fmt(float(values.std()))}"
-                if values.size
-                else "n/a"
-            )
+            finite = values[np.isfinite(values)]
+            cell = _mean_std(list(finite)) if finite.size else "n/a"
+            if finite.size < values.size:  # HD95 of an empty mask is inf
+                cell += f" ({values.size - finite.size} infinite left out)"
+            cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(mine)} |")
     if exp.folds:
         lines += [
