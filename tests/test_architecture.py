@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("volseg.losses", "volseg.metrics"),
     ("volseg.training",),
     ("volseg.inference", "volseg.export", "volseg.evaluation"),
-    ("volseg.report", "volseg.crossval", "volseg.synth"),
+    ("volseg.report", "volseg.crossval", "volseg.synth", "volseg.experiments"),
     ("volseg.cli", "volseg.demo", "volseg.__main__"),
 ]
 

@@ -256,6 +256,23 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from volseg.experiments import list_experiments, run_experiment
+
+    if args.list:
+        print("\n".join(list_experiments()))
+        return 0
+    if args.name is None or args.out is None:
+        raise UsageError("experiment: give NAME and --out DIR, or --list")
+    if args.name not in list_experiments():
+        raise UsageError(
+            f"experiment: unknown {args.name!r}; one of {', '.join(list_experiments())}"
+        )
+    results = run_experiment(args.name, args.out, args.profile, args.seeds, progress=args.verbose)
+    print(f"{args.name}: {results} and {results.parent / 'summary.md'} written")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from typing import Any
 
@@ -439,6 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-cases", type=int, default=None, help="held-out cases (default: a third of --cases)"
     )
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser(
+        "experiment", help="reproduce a paper's claim: variants x seeds, paired statistics"
+    )
+    p.add_argument("name", nargs="?", help="experiment name (see --list)")
+    p.add_argument("--list", action="store_true", help="print the experiment names, one a line")
+    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--seeds", type=int, default=None, help="seeds (default: smoke 2, full 3)")
+    p.add_argument("--out", help="experiment folder (data/, runs/, results.csv, summary.md)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show training progress")
+    p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("info", help="parameters, FLOPs, memory and receptive fields of a model")
     p.add_argument("model", help="registered model name (vnet, segresnet_vae, ...)")
