@@ -17,14 +17,13 @@ from volseg.experiments import (
 from volseg.experiments.base import (
     EXPERIMENTS,
     Experiment,
-    PairedStats,
     Run,
     Variant,
     list_experiments,
-    paired_stats,
     register_experiment,
-    run_experiment,
 )
+from volseg.experiments.runner import run_experiment
+from volseg.experiments.stats import PairedStats, paired_stats
 
 __all__ = [
     "EXPERIMENTS",

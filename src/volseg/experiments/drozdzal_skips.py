@@ -35,9 +35,9 @@ from volseg.experiments.base import (
     Experiment,
     Profile,
     Variant,
-    plot_grad_norms,
     register_experiment,
 )
+from volseg.experiments.plots import plot_grad_norms
 
 
 @register_experiment("drozdzal-skips")

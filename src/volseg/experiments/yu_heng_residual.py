@@ -32,9 +32,9 @@ from volseg.experiments.base import (
     Experiment,
     Profile,
     Variant,
-    plot_curves,
     register_experiment,
 )
+from volseg.experiments.plots import plot_curves
 
 
 @register_experiment("yu-heng-residual")

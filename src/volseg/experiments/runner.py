@@ -1,0 +1,201 @@
+"""Run a paper experiment (``volseg experiment``): train, score, report.
+
+An :class:`Experiment` is data: a synthetic dataset, a base :class:`volseg.config.Config`, the
+variants (each differs from the others only in the switch under test: model kwargs or loss),
+the comparisons (the paper's method against its baseline), the paper's own figure and the plots.
+:func:`run_experiment` writes into ``OUT``:
+
+* ``data/`` — the synthetic dataset (:func:`volseg.synth.write_synth`; written once);
+* ``runs/VARIANT/seed_S[/fold_K]/`` — ordinary volseg run directories: a finished run is
+  skipped, an interrupted one resumed (``train(config, resume=True)``);
+* ``results.csv`` — one row per variant x seed x [fold x] held-out case: Dice (mean over the
+  labels, or the regions of a region model), per-label Dice and, where it applies, HD95 in mm,
+  scored by the :class:`volseg.inference.Predictor` on the scan's own grid (redone from the
+  runs on every call);
+* ``summary.md`` — mean +/- std per variant, each comparison's paired difference over the
+  (seed, [fold,] case) pairs with a seeded 95 % bootstrap interval and a Wilcoxon signed-rank
+  p-value (:func:`volseg.experiments.stats.paired_stats`), and the paper's figure beside ours;
+* the experiment's PNG plots.
+
+Warning: trains ``variants x seeds [x folds]`` models one after another.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volseg._atomic import atomic_path
+from volseg.config import Config
+from volseg.data.layouts import Case, find_cases
+from volseg.data.splits import kfold_splits
+from volseg.experiments.base import EXPERIMENTS, Experiment, Profile, Run, Variant
+from volseg.experiments.plots import plot_dice_distribution
+from volseg.experiments.report import summary_markdown
+from volseg.inference import Predictor
+from volseg.io import read_volume
+from volseg.metrics import evaluate_case
+from volseg.training.checkpoint import load_checkpoint
+from volseg.training.trainer import train
+
+__all__ = ["run_experiment"]
+
+
+def _run_done(run_dir: Path, epochs: int) -> bool:
+    last = run_dir / "checkpoint_last.pt"
+    if not last.is_file():
+        return False
+    checkpoint = load_checkpoint(last)
+    return checkpoint.epoch >= epochs or checkpoint.trainer.stop_reason is not None
+
+
+def _test_cases(root: Path, channels: int) -> list[Case]:
+    """The held-out cases ``imagesTs/CASE_XXXX.nii.gz`` with ``labelsTs/CASE.nii.gz``."""
+    cases = []
+    for label in sorted((root / "labelsTs").glob("*.nii.gz")):
+        case_id = label.name.removesuffix(".nii.gz")
+        images = tuple(root / "imagesTs" / f"{case_id}_{c:04d}.nii.gz" for c in range(channels))
+        cases.append(Case(case_id, images, label))
+    if not cases:
+        raise ValueError(f"{root}: no held-out cases in labelsTs/")
+    return cases
+
+
+def _score(predictor: Predictor, case: Case, hd95: bool) -> dict[str, float]:
+    """Dice (and HD95 in mm) per label, or per region for a region model, with their means."""
+    assert case.label is not None
+    pred = predictor.predict(list(case.images))
+    ref = read_volume(case.label)
+    region_model = predictor.regions is not None
+    scores = evaluate_case(
+        pred.array[0],
+        ref.array[0],
+        tuple(reversed(ref.spacing)),
+        () if region_model else predictor.labels,
+        metrics=("dice", "hd95") if hd95 else ("dice",),
+        regions=predictor.regions,
+    )
+    out: dict[str, float] = {}
+    for metric in ("dice", "hd95") if hd95 else ("dice",):
+        parts = {k: v for k, v in scores.items() if k.startswith(f"{metric}_")}
+        out[metric] = float(np.mean(list(parts.values())))
+        out.update(parts)
+    return out
+
+
+def _run_config(
+    exp: Experiment,
+    variant: Variant,
+    seed: int,
+    root: Path,
+    run_dir: Path,
+    val_cases: Sequence[str] = (),
+) -> Config:
+    base = exp.base
+    data = dataclasses.replace(base.data, root=str(root), val_cases=tuple(val_cases))
+    return dataclasses.replace(
+        base,
+        data=data,
+        model=variant.model,
+        loss=variant.loss,
+        train=dataclasses.replace(base.train, seed=seed),
+        run_dir=str(run_dir),
+    )
+
+
+def _train_or_skip(config: Config, progress: bool) -> None:
+    run_dir = Path(config.run_dir)
+    if _run_done(run_dir, config.train.epochs):
+        return
+    resume = (run_dir / "checkpoint_last.pt").is_file()
+    if progress:
+        print(f"{'resuming' if resume else 'training'} {run_dir}")
+    train(config, progress=progress, resume=resume)
+
+
+def run_experiment(
+    name: str,
+    out: str | Path,
+    profile: Profile = "smoke",
+    seeds: int | None = None,
+    progress: bool = False,
+    experiment: Experiment | None = None,
+) -> Path:
+    """Train (or resume, or skip) every run, score the held-out cases, write the report.
+
+    Args:
+        name: a registered experiment (:func:`list_experiments`).
+        out: the experiment folder (see the module docstring).
+        profile: ``smoke`` (tiny, minutes on a CPU) or ``full`` (paper-like, CPU-sized).
+        seeds: seeds 0 .. seeds-1 (default: the profile's, 2 for smoke and 3 for full).
+        experiment: an already-built experiment (tests shrink one); default
+            ``EXPERIMENTS.create(name, profile=profile)``.
+    Returns:
+        ``out/results.csv``.
+    """
+    from volseg.synth import write_synth
+
+    exp = experiment or EXPERIMENTS.create(name, profile=profile)
+    n_seeds = exp.seeds if seeds is None else seeds
+    if n_seeds < 2:
+        raise ValueError(f"seeds: need at least 2 for the statistics, got {n_seeds}")
+    out = Path(out)
+    root = out / "data"
+    if not (root / "dataset.json").is_file():
+        synth = dict(exp.synth)
+        write_synth(exp.dataset, root, synth.pop("cases"), 0, synth.pop("test_cases"), **synth)
+    dataset = find_cases(root, exp.base.data.layout, exp.base.data.channels)
+    by_id = {c.case_id: c for c in dataset.cases}
+
+    if exp.folds:
+        folds = kfold_splits(list(by_id), exp.folds, seed=0)
+        jobs = [(f["fold"], f["val"], [by_id[i] for i in f["val"]]) for f in folds]
+    else:
+        jobs = [(None, [], _test_cases(root, len(dataset.channel_names)))]
+
+    rows: list[dict[str, Any]] = []
+    runs: list[Run] = []
+    for variant in exp.variants:
+        for seed in range(n_seeds):
+            for fold, val_ids, cases in jobs:
+                run_dir = out / "runs" / variant.name / f"seed_{seed}"
+                if fold is not None:
+                    run_dir = run_dir / f"fold_{fold}"
+                config = _run_config(exp, variant, seed, root, run_dir, val_ids)
+                _train_or_skip(config, progress)
+                runs.append(Run(variant.name, seed, fold, run_dir))
+                predictor = Predictor.from_run(run_dir)
+                for case in cases:
+                    row: dict[str, Any] = {
+                        "experiment": exp.name,
+                        "variant": variant.name,
+                        "seed": seed,
+                    }
+                    if fold is not None:
+                        row["fold"] = fold
+                    row["case"] = case.case_id
+                    row.update(_score(predictor, case, exp.hd95))
+                    rows.append(row)
+    results = out / "results.csv"
+    _write_csv(rows, results)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(summary_markdown(exp, rows, profile, n_seeds, runs))
+    for plot in exp.plots:
+        plot(out, runs)
+    plot_dice_distribution(out, rows)
+    return results
+
+
+def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    from volseg._atomic import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
