@@ -115,8 +115,8 @@ class PreprocessConfig:
         n4_shrink: shrink factor for fitting the field (the field is applied at full size).
         n4_mask: voxels N4 fits on: ``otsu`` (Otsu foreground), ``nonzero`` or ``none``.
         n4_iterations: fitting iterations per resolution level (its length = the levels).
-        orient: reorient to this DICOM-style code (``LPS``, ``RAS``...) before anything else;
-            ``None`` keeps the scan's own axes.
+        orient: reorient 3-D scans to this DICOM-style code (``LPS``, ``RAS``...) before anything
+            else; ``None`` keeps the scan's own axes (2-D images always keep theirs).
         target_spacing: mm in ITK order (x, y, z); ``None`` keeps the scan's spacing. Two
             values on a 3-D scan (a 2-D model's slices) set x and y and keep z.
         interpolation: image resampling, ``linear`` or ``bspline`` (labels: always nearest).

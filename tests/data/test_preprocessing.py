@@ -255,3 +255,20 @@ def test_restore_fills_each_channel_where_the_grid_does_not_reach(
     assert np.all(
         back.array[:, image.shape[0] // 2, image.shape[1] // 2, image.shape[2] // 2] == 0.5
     )
+
+
+def test_default_config_on_a_2d_image_keeps_its_axes_and_round_trips() -> None:
+    """``orient: LPS`` (the default) applies to 3-D scans; a 2-D image (EM, CTP slice) keeps its
+    axes instead of failing in DICOMOrient, which takes 3-D images only."""
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 255, (1, 12, 10)).astype(np.uint8)
+    image = Volume(array, (0.5, 0.8), (3.0, -2.0), (0.0, 1.0, 1.0, 0.0))
+    work, _, record = preprocess(image, PreprocessConfig(crop_nonzero=False, normalize="none"))
+    assert work.shape == image.shape and work.direction == image.direction
+    back = restore(work, record)
+    np.testing.assert_allclose(back.array, image.array)
+    assert (back.spacing, back.origin, back.direction) == (
+        image.spacing,
+        image.origin,
+        image.direction,
+    )

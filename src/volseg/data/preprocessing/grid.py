@@ -58,7 +58,13 @@ class Grid:
         return image
 
     def reoriented(self, code: str) -> Grid:
-        """The grid after ``sitk.DICOMOrient(image, code)``: same voxels, axes permuted/flipped."""
+        """The grid after ``sitk.DICOMOrient(image, code)``: same voxels, axes permuted/flipped.
+
+        A 2-D grid is returned as it is (DICOMOrient takes 3-D images only; a 2-D image keeps
+        its axes, as :func:`~volseg.data.preprocessing.spatial.reorient` keeps them).
+        """
+        if self.ndim != 3:
+            return self
         return Grid.of_image(sitk.DICOMOrient(self.reference_image(), code))
 
     def respaced(self, spacing_xyz: tuple[float, ...]) -> Grid:
