@@ -8,9 +8,9 @@ cross-validation) writes into ``CV_DIR`` (default ``config.run_dir``):
   on every later call, so an interrupted cross-validation resumes with the same folds;
 * ``fold_K/`` — an ordinary training run validating on fold K (resumed if interrupted, skipped
   if finished);
-* ``metrics.csv`` — Dice per held-out case and label (and region, for region models): the
+* ``metrics.csv`` — Dice per held-out case and label (per region for region models): the
   :class:`volseg.inference.Predictor`'s label map on the scan's own grid, scored by
-  :func:`volseg.metrics.evaluate_case` as ``volseg evaluate`` scores it;
+  :func:`volseg.evaluation.score_case` (``volseg evaluate``'s metrics) with the mean ``dice``;
 * ``summary.json`` — mean Dice per fold and pooled over all held-out cases.
 
 :func:`ensemble_predictor` averages the folds' class probabilities for new scans.
@@ -29,12 +29,11 @@ from typing import Any
 import numpy as np
 
 from volseg.config import Config
-from volseg.data.layouts import Case, find_cases
+from volseg.data.layouts import find_cases
 from volseg.data.splits import kfold_splits
+from volseg.evaluation import score_case
 from volseg.inference import Predictor
-from volseg.io import read_volume
-from volseg.metrics import evaluate_case
-from volseg.training.checkpoint import load_checkpoint
+from volseg.training.checkpoint import run_finished
 from volseg.training.trainer import train
 
 __all__ = [
@@ -79,28 +78,6 @@ def fold_config(config: Config, split: dict[str, Any], run_dir: str | Path) -> C
     return dataclasses.replace(config, data=data, run_dir=str(run_dir))
 
 
-def _fold_done(run_dir: Path, epochs: int) -> bool:
-    last = run_dir / "checkpoint_last.pt"
-    if not last.is_file():
-        return False
-    checkpoint = load_checkpoint(last)
-    return checkpoint.epoch >= epochs or checkpoint.trainer.stop_reason is not None
-
-
-def _score_case(predictor: Predictor, case: Case) -> dict[str, float]:
-    assert case.label is not None
-    pred = predictor.predict(list(case.images))
-    ref = read_volume(case.label)
-    return evaluate_case(
-        pred.array[0],
-        ref.array[0],
-        tuple(reversed(ref.spacing)),
-        predictor.labels,
-        metrics=("dice",),
-        regions=predictor.regions,
-    )
-
-
 def _mean_rows(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     keys = [k for k in rows[0] if k.startswith("dice_")] if rows else []
     out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -138,7 +115,7 @@ def cross_validate(
     for split in splits:
         run_dir = cv_dir / f"fold_{split['fold']}"
         cfg = fold_config(config, split, run_dir)
-        if not _fold_done(run_dir, config.train.epochs):
+        if not run_finished(run_dir, config.train.epochs):
             resume = (run_dir / "checkpoint_last.pt").is_file()
             if progress:
                 print(f"fold {split['fold']}: {'resuming' if resume else 'training'} in {run_dir}")
@@ -146,7 +123,7 @@ def cross_validate(
         run_dirs.append(run_dir)
         predictor = Predictor.from_run(run_dir)
         fold_rows = [
-            {"fold": split["fold"], "case": i, **_score_case(predictor, by_id[i])}
+            {"fold": split["fold"], "case": i, **score_case(predictor, by_id[i])}
             for i in split["val"]
         ]
         rows += fold_rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,7 +19,11 @@ from volseg.io import SUPPORTED_SUFFIXES, Volume, VolumeReadError, read_volume, 
 from volseg.metrics import evaluate_case, summarize, write_metrics_csv
 from volseg.regions import Region
 
-__all__ = ["evaluate_folders", "evaluate_volumes", "image_files"]
+if TYPE_CHECKING:  # scoring folders needs no torch: ``volseg evaluate`` stays light
+    from volseg.data.layouts import Case
+    from volseg.inference import Predictor
+
+__all__ = ["evaluate_folders", "evaluate_volumes", "image_files", "score_case"]
 
 
 def image_files(folder: str | Path) -> dict[str, Path]:
@@ -138,3 +143,32 @@ def evaluate_folders(
     csv_path = Path(output) if output else Path(pred_dir) / "metrics.csv"
     write_metrics_csv(rows, summary, csv_path)
     return rows, summary, csv_path
+
+
+def score_case(
+    predictor: Predictor, case: Case, metrics: Sequence[str] = ("dice",)
+) -> dict[str, float]:
+    """Predict a labelled case on its own grid and score it as ``volseg evaluate`` does.
+
+    Keys are ``<metric>_<label>`` for a softmax model and ``<metric>_<region>`` for a region
+    model (its labels are painted from the regions), plus ``<metric>``, their mean. Used by
+    cross-validation and the paper experiments.
+    """
+    if case.label is None:
+        raise VolumeReadError(f"case {case.case_id}: no label map to score against")
+    pred = predictor.predict(list(case.images))
+    ref = read_volume(case.label)
+    scores = evaluate_case(
+        pred.array[0],
+        ref.array[0],
+        tuple(reversed(ref.spacing)),
+        () if predictor.regions else predictor.labels,
+        metrics=tuple(metrics),
+        regions=predictor.regions,
+    )
+    out: dict[str, float] = {}
+    for metric in metrics:
+        parts = {k: v for k, v in scores.items() if k.startswith(f"{metric}_")}
+        out[metric] = float(np.mean(list(parts.values()))) if parts else math.nan
+        out.update(parts)
+    return out

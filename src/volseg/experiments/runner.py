@@ -28,30 +28,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from volseg._atomic import atomic_path
 from volseg.config import Config
 from volseg.data.layouts import Case, find_cases
 from volseg.data.splits import kfold_splits
+from volseg.evaluation import score_case
 from volseg.experiments.base import EXPERIMENTS, Experiment, Profile, Run, Variant
 from volseg.experiments.plots import plot_dice_distribution
 from volseg.experiments.report import summary_markdown
 from volseg.inference import Predictor
-from volseg.io import read_volume
-from volseg.metrics import evaluate_case
-from volseg.training.checkpoint import load_checkpoint
+from volseg.training.checkpoint import run_finished
 from volseg.training.trainer import train
 
 __all__ = ["run_experiment"]
-
-
-def _run_done(run_dir: Path, epochs: int) -> bool:
-    last = run_dir / "checkpoint_last.pt"
-    if not last.is_file():
-        return False
-    checkpoint = load_checkpoint(last)
-    return checkpoint.epoch >= epochs or checkpoint.trainer.stop_reason is not None
 
 
 def _test_cases(root: Path, channels: int) -> list[Case]:
@@ -64,28 +53,6 @@ def _test_cases(root: Path, channels: int) -> list[Case]:
     if not cases:
         raise ValueError(f"{root}: no held-out cases in labelsTs/")
     return cases
-
-
-def _score(predictor: Predictor, case: Case, hd95: bool) -> dict[str, float]:
-    """Dice (and HD95 in mm) per label, or per region for a region model, with their means."""
-    assert case.label is not None
-    pred = predictor.predict(list(case.images))
-    ref = read_volume(case.label)
-    region_model = predictor.regions is not None
-    scores = evaluate_case(
-        pred.array[0],
-        ref.array[0],
-        tuple(reversed(ref.spacing)),
-        () if region_model else predictor.labels,
-        metrics=("dice", "hd95") if hd95 else ("dice",),
-        regions=predictor.regions,
-    )
-    out: dict[str, float] = {}
-    for metric in ("dice", "hd95") if hd95 else ("dice",):
-        parts = {k: v for k, v in scores.items() if k.startswith(f"{metric}_")}
-        out[metric] = float(np.mean(list(parts.values())))
-        out.update(parts)
-    return out
 
 
 def _run_config(
@@ -110,7 +77,7 @@ def _run_config(
 
 def _train_or_skip(config: Config, progress: bool) -> None:
     run_dir = Path(config.run_dir)
-    if _run_done(run_dir, config.train.epochs):
+    if run_finished(run_dir, config.train.epochs):
         return
     resume = (run_dir / "checkpoint_last.pt").is_file()
     if progress:
@@ -179,7 +146,9 @@ def run_experiment(
                     if fold is not None:
                         row["fold"] = fold
                     row["case"] = case.case_id
-                    row.update(_score(predictor, case, exp.hd95))
+                    row.update(
+                        score_case(predictor, case, ("dice", "hd95") if exp.hd95 else ("dice",))
+                    )
                     rows.append(row)
     results = out / "results.csv"
     _write_csv(rows, results)

@@ -37,6 +37,7 @@ __all__ = [
     "load_checkpoint",
     "load_run",
     "restore_rng_state",
+    "run_finished",
     "save_checkpoint",
 ]
 
@@ -176,6 +177,16 @@ def find_checkpoint(run_dir: str | Path) -> Path:
         if (run_dir / name).is_file():
             return run_dir / name
     raise CheckpointError(f"{run_dir}: no checkpoint_best.pt or checkpoint_last.pt in run dir")
+
+
+def run_finished(run_dir: str | Path, epochs: int) -> bool:
+    """Whether the run in ``run_dir`` has trained ``epochs`` epochs or stopped on its own (early
+    stopping, time budget); False when it has no ``checkpoint_last.pt`` yet."""
+    last = Path(run_dir) / "checkpoint_last.pt"
+    if not last.is_file():
+        return False
+    checkpoint = load_checkpoint(last)
+    return checkpoint.epoch >= epochs or checkpoint.trainer.stop_reason is not None
 
 
 @dataclass(frozen=True)
