@@ -159,3 +159,29 @@ def test_cli_writes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "written to" in capsys.readouterr().out
     assert main(["synth", "no-such-set", "--out", str(tmp_path / "x")]) == 2
     assert "em-membranes" in capsys.readouterr().err
+
+
+def test_write_refuses_a_used_folder_and_leaves_nothing_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import volseg.synth.base as base
+
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="used: already exists and is not an empty folder"):
+        write_synth("em-membranes", used, cases=1, test_cases=0, **_tiny("em-membranes"))
+    assert [p.name for p in used.iterdir()] == ["keep.txt"]
+    written = base._write_case
+
+    def fail_on_second(root: Path, split: str, case_id: str, case: object) -> None:
+        if case_id.endswith("_001"):
+            raise OSError(28, "No space left on device")  # a full disk, mid-dataset
+        written(root, split, case_id, case)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(base, "_write_case", fail_on_second)
+    with pytest.raises(OSError, match="bad: cannot write the dataset \\(No space left on device"):
+        write_synth(
+            "em-membranes", tmp_path / "bad", cases=2, test_cases=0, **_tiny("em-membranes")
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["used"]  # no partial or hidden folder

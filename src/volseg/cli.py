@@ -491,6 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except (UsageError, ValueError, KeyError, OSError) as err:
+        if isinstance(err, OSError) and err.filename and err.strerror:  # "[Errno 2] ..." -> plain
+            err = OSError(f"{err.filename}: {err.strerror}")
+        if isinstance(err, KeyError) and err.args:  # str(KeyError) quotes its message
+            err = ValueError(str(err.args[0]))
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"volseg: error: {message.strip(chr(39))}", file=sys.stderr)
         return 2

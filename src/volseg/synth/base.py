@@ -20,6 +20,9 @@ gives byte-identical arrays and one case does not depend on how many others are 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,7 +148,9 @@ def write_synth(
 
     Args:
         name: one of :func:`list_synth`.
-        out: the dataset folder (created; existing files of the same names are replaced).
+        out: the dataset folder: new, or an empty folder. The dataset is written into a hidden
+            folder beside it and renamed into place when complete, so a failure leaves nothing
+            behind and a dataset is never mixed with the cases of an earlier one.
         cases: number of training cases.
         seed: the seed; the same seed gives byte-identical arrays.
         test_cases: held-out cases (``imagesTs``/``labelsTs``); ``None``: a third of ``cases``,
@@ -156,8 +161,35 @@ def write_synth(
         raise ValueError(f"synth: cases={cases} must be at least 1")
     generator = SYNTH.create(name, **options)
     n_test = max(1, round(cases / 3)) if test_cases is None else int(test_cases)
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(
+            f"{target}: already exists and is not an empty folder; choose another --out"
+        )
+    root = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_dataset(root, name, generator, cases, n_test, seed, options)
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        os.replace(root, target)
+    except OSError as err:
+        raise OSError(f"{target}: cannot write the dataset ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return target
+
+
+def _write_dataset(
+    root: Path,
+    name: str,
+    generator: SynthGenerator,
+    cases: int,
+    n_test: int,
+    seed: int,
+    options: Mapping[str, Any],
+) -> None:
+    root.mkdir()
     stem = name.replace("-", "")
     training: list[dict[str, str]] = []
     test: list[str] = []
@@ -193,7 +225,6 @@ def write_synth(
     (root / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     (root / "cases.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
     _write_provenance(root, name, generator, cases, n_test, seed, options)
-    return root
 
 
 def _write_case(root: Path, split: str, case_id: str, case: SynthCase) -> None:
