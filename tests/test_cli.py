@@ -208,7 +208,7 @@ def test_prediction_jobs_take_the_runs_channels(tmp_path: Path) -> None:
     """A run trained on a channel subset gets that subset of each case of a dataset folder."""
     import json
 
-    from volseg.cli import _prediction_jobs
+    from volseg.cli.predict import _prediction_jobs
     from volseg.data.synthetic import make_phantom
 
     root = tmp_path / "msd"

@@ -1,0 +1,80 @@
+"""Scoring and data commands: ``evaluate`` and ``check``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from volseg.evaluation import evaluate_folders
+    from volseg.metrics import METRICS, aggregate
+    from volseg.report import format_table
+
+    unknown = [m for m in args.metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    rows, summary, csv_path = evaluate_folders(
+        args.pred,
+        args.ref,
+        labels=args.labels,
+        output=args.output,
+        metrics=args.metrics,
+        regions=args.regions,
+        tolerance=args.tolerance,
+    )
+    columns = ["case", *[k for k in rows[0] if k != "case"]]
+    print(format_table(rows, columns))
+    stats = [{"metric": k, **v} for k, v in aggregate(rows).items()]
+    print(format_table(stats, ["metric", "mean", "std", "median", "n", "nonfinite"]))
+    print("  ".join(f"{k}: {m:.4f} +/- {s:.4f}" for k, (m, s) in summary.items()))
+    print(f"metrics (per case, mean, std, median): {csv_path}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from volseg.data.check import check_dataset
+    from volseg.data.layouts import find_cases
+
+    dataset = find_cases(args.dataset, args.layout)
+    problems = check_dataset(dataset)
+    for problem in problems:
+        print(problem)
+    print(f"{dataset.layout} layout, {len(dataset.cases)} case(s), {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's subcommands."""
+    p = sub.add_parser("evaluate", help="Dice and HD95 of predictions against references")
+    p.add_argument("--pred", required=True, help="folder of predicted label maps")
+    p.add_argument("--ref", required=True, help="folder of reference label maps (same names)")
+    p.add_argument(
+        "--labels",
+        type=int,
+        nargs="+",
+        help="labels to score (default: all > 0, or none with --regions)",
+    )
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["dice", "hd95"],
+        metavar="NAME",
+        help="dice jaccard precision recall specificity accuracy hd hd95 assd surface_dice "
+        "(default: dice hd95)",
+    )
+    p.add_argument(
+        "--regions",
+        choices=["brats", "brats2023"],  # volseg.regions.region_sets(), without importing torch
+        help="also score regions: brats = WT {1,2,4}, TC {1,4}, ET {4}; brats2023 = the same "
+        "with ET labelled 3",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=1.0, help="surface_dice tolerance in mm (default 1)"
+    )
+    p.add_argument("-o", "--output", help="CSV path (default: PRED/metrics.csv)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("check", help="list every problem in a dataset")
+    p.add_argument("dataset", help="dataset folder or manifest")
+    p.add_argument("--layout", default="auto")
+    p.set_defaults(func=_cmd_check)

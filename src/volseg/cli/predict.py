@@ -1,0 +1,165 @@
+"""Inference commands: ``predict`` (files, folders, case lists) and ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from volseg.cli._common import UsageError
+
+
+def _prediction_jobs(
+    inputs: list[str], output: str, channels: Sequence[str] | None = None
+) -> list[tuple[list[Path], Path]]:
+    """Pairs (input files, output file) for one file, several channel files, a folder in any
+    dataset layout, or a ``.txt`` list (one case per line, its channel files separated by spaces).
+
+    ``channels``: the run's ``data.channels``; a dataset folder then gives those channels of each
+    case, in that order (a run trained on ``t1ce + flair`` predicts a four-modality BraTS folder).
+    """
+    from volseg.data.layouts import find_cases
+    from volseg.io import SUPPORTED_SUFFIXES, strip_suffix
+
+    def named(images: list[Path], case_id: str) -> tuple[list[Path], Path]:
+        name = images[0].name
+        suffix = name[len(strip_suffix(name)) :] or ".nii.gz"
+        return images, out_dir / f"{case_id}{suffix}"
+
+    first = Path(inputs[0])
+    out_dir = Path(output)
+    many = len(inputs) == 1 and (
+        (first.is_dir() and not any(first.glob("*.dcm"))) or first.suffix == ".txt"
+    )
+    if not many:
+        return [([Path(p) for p in inputs], out_dir)]
+    if out_dir.suffix or out_dir.name.endswith(SUPPORTED_SUFFIXES):
+        raise UsageError(f"{output}: input is a folder or list, so the output must be a folder")
+    if first.suffix == ".txt":
+        try:
+            lines = [line.split() for line in first.read_text().splitlines()]
+        except OSError as err:
+            raise UsageError(f"{first}: cannot read the case list ({err.strerror})") from None
+        cases = [
+            [first.parent / p if not Path(p).is_absolute() else Path(p) for p in line]
+            for line in lines
+            if line and not line[0].startswith("#")
+        ]
+        return [named(images, strip_suffix(images[0].name)) for images in cases]
+    dataset = find_cases(first, channels=channels)
+    return [named(list(case.images), case.case_id) for case in dataset.cases]
+
+
+def _infer_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """``config.infer`` keys set on the command line."""
+    overrides: dict[str, object] = {}
+    if args.window:
+        overrides["window"] = tuple(args.window)
+    for key in ("overlap", "batch_size", "blend", "activation"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.tta:
+        overrides["mirror_axes"] = (0, 1, 2)
+    if args.mirror_axes is not None:
+        overrides["mirror_axes"] = tuple(args.mirror_axes)
+    if args.threshold is not None:
+        overrides["threshold"] = tuple(args.threshold)
+    if args.keep_largest is not None:
+        overrides["keep_largest"] = tuple(args.keep_largest)
+    return overrides
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from volseg.inference import Predictor
+    from volseg.io import strip_suffix
+
+    overrides = _infer_overrides(args)
+    if len(args.model) > 1:
+        predictor = Predictor.from_runs(args.model, **overrides)
+    else:
+        predictor = Predictor.from_run(args.model[0], **overrides)
+    jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
+    failures = []
+    skipped = 0
+    for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
+        if out.exists() and not args.overwrite and len(jobs) > 1:
+            skipped += 1
+            continue
+        probs = (
+            out.parent / f"{strip_suffix(out.name)}_probabilities.npz"
+            if args.probabilities
+            else None
+        )
+        try:
+            predictor.predict_file(images, out, probabilities=probs)
+        except Exception as err:  # one bad case must not stop the batch
+            if len(jobs) == 1:
+                raise
+            message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            failures.append(f"{images[0]}: {type(err).__name__}: {message}")
+            continue
+        if not args.quiet:
+            tqdm.write(f"wrote {out}")
+    if skipped and not args.quiet:
+        print(f"skipped {skipped} case(s) already predicted (--overwrite redoes them)")
+    for failure in failures:
+        print(f"volseg: failed: {failure}", file=sys.stderr)
+    if failures:
+        print(f"volseg: {len(failures)} of {len(jobs)} case(s) failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from volseg.export import export_run
+
+    result = export_run(args.run_dir, args.output, args.format)
+    print(
+        f"wrote {result.path} ({result.format}; max abs diff from torch {result.max_abs_diff:.2g})"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's subcommands."""
+    p = sub.add_parser("predict", help="segment scans with a trained run")
+    p.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        nargs="+",
+        help="run directory, checkpoint or exported .onnx; several runs are an ensemble",
+    )
+    p.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        nargs="+",
+        help="scan file, several channel files of one scan, a dataset folder, or a .txt case list",
+    )
+    p.add_argument("-o", "--output", required=True, help="output file (or folder for many cases)")
+    p.add_argument("--overwrite", action="store_true", help="redo cases already predicted")
+    p.add_argument("--window", type=int, nargs="+", help="sliding window, array order (z y x)")
+    p.add_argument("--overlap", type=float, help="window overlap fraction")
+    p.add_argument("--batch-size", type=int, help="windows per forward pass")
+    p.add_argument("--blend", choices=["gaussian", "constant"])
+    p.add_argument("--tta", action="store_true", help="mirroring TTA over all 3 axes (8x slower)")
+    p.add_argument("--mirror-axes", type=int, nargs="*", help="mirroring TTA over these axes")
+    p.add_argument("--activation", choices=["auto", "softmax", "sigmoid"])
+    p.add_argument(
+        "--threshold", type=float, nargs="+", help="threshold (one, or one per class) not argmax"
+    )
+    p.add_argument("--keep-largest", type=int, nargs="+", help="labels to keep one component of")
+    p.add_argument(
+        "--probabilities", action="store_true", help="also write CASE_probabilities.npz (float16)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="export a run to TorchScript or ONNX (checked against torch)")
+    p.add_argument("run_dir", help="run directory or checkpoint file")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("-o", "--output", required=True, help="output model file")
+    p.set_defaults(func=_cmd_export)

@@ -1,0 +1,145 @@
+"""Training commands: ``train`` (also resume and DDP), ``cv`` and ``schedule``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from volseg.cli._common import UsageError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import subprocess
+
+    from volseg.config import load_config
+    from volseg.training.distributed import launched_by_torchrun, torchrun_command
+    from volseg.training.trainer import train
+
+    if args.nproc > 1 and not launched_by_torchrun():
+        forwarded = ["train", *([args.config] if args.config else [])]
+        for flag, value in (("--resume", args.resume), ("--run-dir", args.run_dir)):
+            if value:
+                forwarded += [flag, value]
+        if args.epochs is not None:
+            forwarded += ["--epochs", str(args.epochs)]
+        forwarded += ["-q"] if args.quiet else []
+        return subprocess.run(torchrun_command(args.nproc, forwarded), check=False).returncode
+    if args.resume:
+        if args.config:
+            raise UsageError("give either CONFIG or --resume RUN_DIR, not both")
+        run_dir = Path(args.resume)
+        config = load_config(run_dir / "config.yaml")
+        config = dataclasses.replace(config, run_dir=str(run_dir))
+    elif args.config:
+        config = load_config(args.config)
+    else:
+        raise UsageError("give a CONFIG file or --resume RUN_DIR")
+    if args.run_dir:
+        config = dataclasses.replace(config, run_dir=args.run_dir)
+    if args.epochs is not None:
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, epochs=args.epochs)
+        )
+    result = train(config, progress=not args.quiet, resume=bool(args.resume))
+    if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
+        return 0
+    best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
+    print(
+        f"run: {result.run_dir}  epochs: {result.epochs}  best {result.monitor}: {best} "
+        f"(epoch {result.best_epoch})  time: {result.seconds:.0f} s"
+    )
+    if result.stop_reason:
+        print(f"stopped early: {result.stop_reason}")
+    return 0
+
+
+def _cmd_cv(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from volseg.config import load_config
+    from volseg.crossval import cross_validate, ensemble_predictor
+
+    config = load_config(args.config)
+    if args.run_dir:
+        config = dataclasses.replace(config, run_dir=args.run_dir)
+    result = cross_validate(config, args.folds, progress=not args.quiet)
+    for fold, metrics in enumerate(result.fold_metrics):
+        print(f"fold {fold}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print("pooled: " + "  ".join(f"{k} {v:.4f}" for k, v in result.pooled.items()))
+    print(f"splits: {result.cv_dir / 'splits.json'}  metrics: {result.cv_dir / 'metrics.csv'}")
+    if args.predict:
+        if not args.output:
+            raise UsageError("--predict needs --output")
+        predictor = ensemble_predictor(result.run_dirs)
+        out = predictor.predict_file([Path(p) for p in args.predict], args.output)
+        print(f"ensemble of {len(result.run_dirs)} folds wrote {out}")
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from volseg.config import load_config
+    from volseg.training.schedules import learning_rate, plot_schedule, step_iterations
+
+    train = load_config(args.config).train
+    schedule, per_epoch = train.schedule, train.iterations_per_epoch
+    warm = ""
+    if schedule.warmup_epochs:
+        end = schedule.warmup_end_lr
+        warm = f", warm-up {schedule.warmup_epochs} epochs from {schedule.warmup_start_lr:g} " + (
+            f"to {end:g}" if end is not None else "into the schedule"
+        )
+    print(
+        f"{args.config}: {schedule.name} schedule, lr0 {train.optimizer.lr:g}{warm}, "
+        f"{train.epochs} epochs x {per_epoch} iterations; columns: epoch (0-based) and the "
+        "rate of its first iteration",
+        file=sys.stderr,
+    )
+    steps: dict[int, list[int]] = {}
+    for step in step_iterations(train):
+        steps.setdefault(step // per_epoch, []).append(step)
+    for epoch in range(train.epochs):
+        notes = [
+            f"iteration {step}: lr {learning_rate(train, step):.6g}"
+            for step in steps.get(epoch, [])
+        ]
+        if epoch < schedule.warmup_epochs:
+            notes.insert(0, "warm-up")
+        note = f"  # {'; '.join(notes)}" if notes else ""
+        print(f"{epoch} {learning_rate(train, epoch * per_epoch):.6g}{note}")
+    if args.plot:
+        plot_schedule(train, args.plot, title=f"{Path(args.config).name}: learning rate")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's subcommands."""
+    p = sub.add_parser("train", help="train a model from a YAML config (or resume a run)")
+    p.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    p.add_argument("--run-dir", help="override run_dir from the config")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
+    p.add_argument("--epochs", type=int, help="override train.epochs (extends a resumed run)")
+    p.add_argument(
+        "--nproc", type=int, default=1, help="train with N DDP processes (runs torchrun)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("cv", help="k-fold cross-validation: one run per fold, pooled metrics")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--run-dir", help="folder for splits.json and the fold runs")
+    p.add_argument("--predict", nargs="+", help="scan (channel files) to segment with the folds")
+    p.add_argument("-o", "--output", help="output file of --predict")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_cv)
+
+    p = sub.add_parser(
+        "schedule", help="the learning rate of every epoch of a config (no training)"
+    )
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--plot", metavar="PNG", help="also plot the rates to this PNG")
+    p.set_defaults(func=_cmd_schedule)
