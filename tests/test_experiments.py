@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,15 @@ def test_smoke_profile_writes_results_and_summary_and_resumes(name: str, tmp_pat
     summary = (out / "summary.md").read_text()
     for variant in exp.variants:
         assert f"| {variant.name} | " in summary and " +/- " in summary
-    for method, baseline in exp.comparisons:
-        line = next(x for x in summary.splitlines() if x.startswith(f"- {method} - {baseline}:"))
-        assert "95% bootstrap interval" in line and "Wilcoxon signed-rank" in line
+    for claim in exp.claims:
+        line = next(x for x in summary.splitlines() if x.startswith(f"- {claim.text} ("))
+        assert "95% interval" in line and "Wilcoxon signed-rank" in line
+        assert any(f"**{v}**" in line for v in ("supported", "contradicted", "not shown"))
+    curves = list(csv.DictReader((out / "curves.csv").open()))
+    runs = len(exp.variants) * exp.seeds * max(exp.folds, 1)
+    assert len(curves) == runs * exp.base.train.epochs
+    meta = json.loads((out / "experiment.json").read_text())
+    assert meta["experiment"] == name and meta["runs"] == runs and meta["profile"] == "smoke"
     assert "paper:" in summary
     assert (out / "dice_distribution.png").stat().st_size > 0
 

@@ -33,6 +33,16 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_experiments()))
         return 0
+    if args.doc:
+        from volseg.experiments.docs import write_docs
+
+        if args.name is not None:
+            raise UsageError("experiment --doc: give --results DIR ..., not a NAME")
+        doc = write_docs(args.doc, args.results or ())
+        print(f"wrote the results of {len(args.results or ())} experiment folder(s) into {doc}")
+        return 0
+    if args.results:
+        raise UsageError("experiment: --results goes with --doc FILE.md")
     if args.name is None or args.out is None:
         raise UsageError("experiment: give NAME and --out DIR, or --list")
     if args.name not in list_experiments():
@@ -71,4 +81,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seeds", type=int, default=None, help="seeds (default: smoke 2, full 3)")
     p.add_argument("--out", help="experiment folder (data/, runs/, results.csv, summary.md)")
     p.add_argument("-v", "--verbose", action="store_true", help="show training progress")
+    p.add_argument(
+        "--doc",
+        metavar="FILE.md",
+        help="write the measured results into FILE.md between its markers (no training); "
+        "copies each --results folder's CSVs and PNGs to FILE/NAME/",
+    )
+    p.add_argument(
+        "--results",
+        nargs="+",
+        metavar="DIR",
+        help="finished experiment folders for --doc (default: re-render the copies)",
+    )
     p.set_defaults(func=_cmd_experiment)

@@ -1,4 +1,4 @@
-"""What a paper experiment is (variants, comparisons, the paper's figure) and their registry.
+"""What a paper experiment is (variants, claims, the paper's figure) and their registry.
 
 Each claim is one module that registers a factory ``profile -> Experiment``;
 :mod:`volseg.experiments.runner` trains, scores and reports it.
@@ -16,6 +16,7 @@ from volseg.registry import Registry
 
 __all__ = [
     "EXPERIMENTS",
+    "Claim",
     "Experiment",
     "PlotFn",
     "Profile",
@@ -51,6 +52,28 @@ PlotFn = Callable[[Path, Sequence[Run]], None]
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One statement of the paper, tested as "``method`` beats ``baseline`` on ``measure``".
+
+    ``measure`` names what is paired (see :mod:`volseg.experiments.claims`):
+
+    * ``dice`` / ``hd95`` — per held-out case, paired on (seed, [fold,] case);
+    * ``last:COLUMN`` / ``mean:COLUMN`` — a ``log.csv`` column's last-epoch value or its mean
+      over epochs, per run, paired on (seed, [fold]);
+    * ``gap`` — last-epoch ``train_dice - val_dice`` per run;
+    * ``fold_std`` — per seed, the std over folds of the folds' mean Dice.
+
+    ``higher_is_better`` says which sign of ``method - baseline`` the paper predicts.
+    """
+
+    text: str
+    method: str
+    baseline: str
+    measure: str = "dice"
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
 class Experiment:
     """What :func:`run_experiment` trains, scores and reports.
 
@@ -62,7 +85,8 @@ class Experiment:
             (``cases``, ``test_cases``, generator options).
         base: the config every variant starts from (``data.root``, ``run_dir`` and
             ``train.seed`` are set per run).
-        variants: the arms; ``comparisons``: (method, baseline) pairs of variant names.
+        variants: the arms.
+        claims: the paper's statements, each a paired comparison of two variants.
         seeds: default number of seeds of this profile.
         folds: 0 trains on ``imagesTr`` and scores ``imagesTs``; ``k`` cross-validates over the
             training cases (the same seeded folds for every variant and seed) and scores each
@@ -82,7 +106,7 @@ class Experiment:
     synth: dict[str, Any]
     base: Config
     variants: tuple[Variant, ...]
-    comparisons: tuple[tuple[str, str], ...]
+    claims: tuple[Claim, ...]
     seeds: int = 3
     folds: int = 0
     hd95: bool = False

@@ -7,7 +7,7 @@ the paper looks at gradient flow: per-layer gradient norms during training. Here
 widths, repeats and block types, so the same depth) with ``long_skips`` / ``short_skips``
 switched; every run logs its per-layer gradient norms (``train.runtime.log_grad_norms``) and
 ``grad_norms.png`` overlays the last epoch's norm against depth, one line per variant.
-The paired comparisons are both vs long only and both vs short only.
+The claims compare both with long only and both with short only.
 
 Sizes:
 
@@ -32,6 +32,7 @@ from volseg.config import (
     TrainConfig,
 )
 from volseg.experiments.base import (
+    Claim,
     Experiment,
     Profile,
     Variant,
@@ -87,7 +88,10 @@ def drozdzal_skips(profile: Profile = "smoke") -> Experiment:
         else {"cases": 12, "test_cases": 4},
         base=base,
         variants=variants,
-        comparisons=(("both", "long"), ("both", "short")),
+        claims=(
+            Claim("long and short skips together beat long skips only", "both", "long"),
+            Claim("long and short skips together beat short skips only", "both", "short"),
+        ),
         seeds=2 if smoke else 3,
         plots=(plot_grad_norms,),
         notes="Loss: unweighted cross-entropy for all three (the switch is the skips).",

@@ -34,7 +34,7 @@ from volseg.config import (
     TrainConfig,
     TransformConfig,
 )
-from volseg.experiments.base import Experiment, Profile, Variant, register_experiment
+from volseg.experiments.base import Claim, Experiment, Profile, Variant, register_experiment
 
 
 @register_experiment("liu-hybrid-vs-ce")
@@ -83,7 +83,18 @@ def liu_hybrid_vs_ce(profile: Profile = "smoke") -> Experiment:
             Variant("hybrid", model, LossConfig("hybrid")),
             Variant("cross_entropy", model, LossConfig("cross_entropy")),
         ),
-        comparisons=(("hybrid", "cross_entropy"),),
+        claims=(
+            Claim(
+                "the hybrid loss gives a higher Dice than cross-entropy", "hybrid", "cross_entropy"
+            ),
+            Claim(
+                "the hybrid loss is more stable across folds (smaller std of fold means)",
+                "hybrid",
+                "cross_entropy",
+                "fold_std",
+                higher_is_better=False,
+            ),
+        ),
         seeds=2 if smoke else 3,
         folds=2 if smoke else 4,
         notes="Each fold's held-out training cases are scored (cross-validation).",

@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from volseg.experiments.base import Experiment, Run
-from volseg.experiments.plots import read_log
-from volseg.experiments.stats import paired_stats
+from volseg.experiments.base import Experiment
+from volseg.experiments.claims import ClaimResult, evaluate_claim
 
-__all__ = ["summary_markdown"]
+__all__ = ["claim_line", "summary_markdown"]
 
 
 def _fmt(x: float) -> str:
@@ -24,9 +23,12 @@ def summary_markdown(
     rows: Sequence[dict[str, Any]],
     profile: str,
     seeds: int,
-    runs: Sequence[Run] = (),
+    curves: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """``summary.md``: mean +/- std per variant, the paired comparisons, the paper's figure."""
+    """``summary.md``: mean +/- std per variant, the claims tested, the paper's figure.
+
+    ``rows``: ``results.csv`` rows; ``curves``: ``curves.csv`` rows (one per run and epoch).
+    """
     names = [v.name for v in exp.variants]
     metrics = ["dice", "hd95"] if exp.hd95 else ["dice"]
     lines = [
@@ -64,21 +66,10 @@ def summary_markdown(
                 + ", ".join(_fmt(x) for x in per_fold)
                 + f"; std over folds {_fmt(float(np.std(per_fold)))}"
             )
-    if exp.curves and runs:
-        lines += ["", *_curve_lines(exp, runs)]
-    lines += ["", "## Paired differences (method - baseline, Dice)", ""]
-    for method, baseline in exp.comparisons:
-        key = ("seed", "fold", "case") if exp.folds else ("seed", "case")
-        a = {tuple(r[k] for k in key): r["dice"] for r in rows if r["variant"] == method}
-        b = {tuple(r[k] for k in key): r["dice"] for r in rows if r["variant"] == baseline}
-        pairs = sorted(set(a) & set(b))
-        s = paired_stats([a[p] for p in pairs], [b[p] for p in pairs])
-        p_text = f"p = {s.p:.4g}" if s.p is not None else s.note
-        lines.append(
-            f"- {method} - {baseline}: mean difference {s.mean:+.4f} over {s.n} "
-            f"({', '.join(key)}) pairs; 95% bootstrap interval [{s.low:+.4f}, {s.high:+.4f}] "
-            f"(2000 resamples, seed 0); Wilcoxon signed-rank {p_text}"
-        )
+    if exp.curves and curves:
+        lines += ["", *_curve_lines(exp, curves)]
+    lines += ["", "## The paper's claims, tested (method - baseline)", ""]
+    lines += [f"- {claim_line(evaluate_claim(c, rows, curves))}" for c in exp.claims]
     lines += ["", "## The paper's figure beside ours", "", f"- paper: {exp.paper}"]
     ours = ", ".join(
         f"{n} {_fmt(float(np.mean([r['dice'] for r in rows if r['variant'] == n])))}" for n in names
@@ -93,11 +84,28 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{_fmt(float(np.mean(values)))} +/- {_fmt(float(np.std(values)))}"
 
 
-def _curve_lines(exp: Experiment, runs: Sequence[Run]) -> list[str]:
+def claim_line(result: ClaimResult) -> str:
+    """One line: the claim, the verdict, both means, the difference, its interval and p."""
+    c, s = result.claim, result.stats
+    p_text = f"p = {s.p:.2g}" if s.p is not None else s.note
+    better = "higher" if c.higher_is_better else "lower"
+    return (
+        f"{c.text} ({c.measure}, {better} is better): **{result.verdict}**. "
+        f"{c.method} {_fmt(result.method_mean)} vs {c.baseline} {_fmt(result.baseline_mean)}; "
+        f"difference {s.mean:+.3f}, 95% interval [{s.low:+.3f}, {s.high:+.3f}] over {s.n} "
+        f"pairs {result.unit}; Wilcoxon signed-rank {p_text}"
+    )
+
+
+def _curve_lines(exp: Experiment, curves: Sequence[dict[str, Any]]) -> list[str]:
     """Per variant: each curve's last-epoch and mean-over-epochs value over runs (and the gap)."""
     lines = ["## Training curves (log.csv; mean +/- std over runs)", ""]
     for name in [v.name for v in exp.variants]:
-        logs = [read_log(r.run_dir) for r in runs if r.variant == name]
+        runs: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in curves:
+            if row["variant"] == name:
+                runs.setdefault((row["seed"], row.get("fold")), []).append(row)
+        logs = [{c: [float(r[c]) for r in epochs] for c in exp.curves} for epochs in runs.values()]
         parts = []
         for column in exp.curves:
             last = [log[column][-1] for log in logs]

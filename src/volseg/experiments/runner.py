@@ -12,10 +12,15 @@ the comparisons (the paper's method against its baseline), the paper's own figur
   labels, or the regions of a region model), per-label Dice and, where it applies, HD95 in mm,
   scored by the :class:`volseg.inference.Predictor` on the scan's own grid (redone from the
   runs on every call);
-* ``summary.md`` — mean +/- std per variant, each comparison's paired difference over the
-  (seed, [fold,] case) pairs with a seeded 95 % bootstrap interval and a Wilcoxon signed-rank
-  p-value (:func:`volseg.experiments.stats.paired_stats`), and the paper's figure beside ours;
+* ``curves.csv`` — one row per run and epoch: the training curves of every run (``log.csv``);
+* ``experiment.json`` — name, profile, seeds, runs and the summed training time;
+* ``summary.md`` — mean +/- std per variant, each of the paper's claims tested on its paired
+  differences (seeded 95 % bootstrap interval, Wilcoxon signed-rank p-value, a verdict; see
+  :mod:`volseg.experiments.claims`), and the paper's figure beside ours;
 * the experiment's PNG plots.
+
+``results.csv``, ``curves.csv`` and ``experiment.json`` are all that
+:func:`volseg.experiments.docs.write_docs` needs to write the results into the documentation.
 
 Warning: trains ``variants x seeds [x folds]`` models one after another.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,7 @@ from volseg.data.layouts import Case, find_cases
 from volseg.data.splits import kfold_splits
 from volseg.evaluation import score_case
 from volseg.experiments.base import EXPERIMENTS, Experiment, Profile, Run, Variant
-from volseg.experiments.plots import plot_dice_distribution
+from volseg.experiments.plots import plot_dice_distribution, read_log
 from volseg.experiments.report import summary_markdown
 from volseg.inference import Predictor
 from volseg.training.checkpoint import run_finished
@@ -152,17 +158,46 @@ def run_experiment(
                     rows.append(row)
     results = out / "results.csv"
     _write_csv(rows, results)
+    curves = _curve_rows(runs)
+    _write_csv(curves, out / "curves.csv")
+    minutes = sum(float(r["seconds"]) for r in _last_epochs(curves)) / 60
+    meta = {"experiment": exp.name, "profile": profile, "seeds": n_seeds, "runs": len(runs)}
+    with atomic_path(out / "experiment.json") as tmp:
+        tmp.write_text(json.dumps({**meta, "training_minutes": round(minutes, 1)}, indent=1))
     with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(exp, rows, profile, n_seeds, runs))
+        tmp.write_text(summary_markdown(exp, rows, profile, n_seeds, curves))
     for plot in exp.plots:
         plot(out, runs)
     plot_dice_distribution(out, rows)
     return results
 
 
-def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    from volseg._atomic import atomic_path
+CURVE_COLUMNS = ("train_loss", "train_dice", "val_loss", "val_dice", "lr", "seconds")
 
+
+def _curve_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row per run and epoch with the :data:`CURVE_COLUMNS` its ``log.csv`` has."""
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        log = read_log(run.run_dir)
+        head: dict[str, Any] = {"variant": run.variant, "seed": run.seed}
+        if run.fold is not None:
+            head["fold"] = run.fold
+        for i, epoch in enumerate(log["epoch"]):
+            row = {**head, "epoch": int(epoch)}
+            row.update({c: log[c][i] if c in log else "" for c in CURVE_COLUMNS})
+            rows.append(row)
+    return rows
+
+
+def _last_epochs(curves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    last: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in curves:
+        last[(row["variant"], row["seed"], row.get("fold"))] = row  # epochs are in order
+    return list(last.values())
+
+
+def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()

@@ -31,6 +31,7 @@ from volseg.config import (
     TrainConfig,
 )
 from volseg.experiments.base import (
+    Claim,
     Experiment,
     Profile,
     Variant,
@@ -75,7 +76,20 @@ def vnet_dice_vs_logistic(profile: Profile = "smoke") -> Experiment:
                 LossConfig("cross_entropy", {"class_weights": "inverse_frequency"}),
             ),
         ),
-        comparisons=(("dice", "logistic"),),
+        claims=(
+            Claim(
+                "the Dice loss gives a higher Dice than the re-weighted logistic loss",
+                "dice",
+                "logistic",
+            ),
+            Claim(
+                "the Dice loss gives a lower HD95 than the re-weighted logistic loss",
+                "dice",
+                "logistic",
+                "hd95",
+                higher_is_better=False,
+            ),
+        ),
         seeds=2 if smoke else 3,
         hd95=True,
         notes="Dice and HD95 are means over the four labels (hippocampus, amygdala, L/R).",

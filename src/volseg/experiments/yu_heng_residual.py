@@ -29,6 +29,7 @@ from volseg.config import (
     TrainConfig,
 )
 from volseg.experiments.base import (
+    Claim,
     Experiment,
     Profile,
     Variant,
@@ -78,7 +79,15 @@ def yu_heng_residual(profile: Profile = "smoke") -> Experiment:
                 "plain", ModelConfig("resvolnet", {**net, "residual": False}), LossConfig("dice_ce")
             ),
         ),
-        comparisons=(("residual", "plain"),),
+        claims=(
+            Claim(
+                "residual units converge faster (higher validation Dice over the epochs)",
+                "residual",
+                "plain",
+                "mean:val_dice",
+            ),
+            Claim("residual units converge to a better held-out Dice", "residual", "plain"),
+        ),
         seeds=2 if smoke else 3,
         plots=(plot_curves(("val_dice",), "val_dice_curve.png", "validation Dice"),),
         curves=("val_dice",),
