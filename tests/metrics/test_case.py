@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from volseg.metrics import (
+    DISTANCE_METRICS,
+    LESION_METRICS,
     METRICS,
+    OVERLAP_METRICS,
     average_surface_distance,
     evaluate_case,
     hausdorff_distance,
@@ -57,7 +60,8 @@ def test_empty_conventions() -> None:
     everything = ~empty
     # both empty: a correct "nothing there"
     both = score_masks(empty, empty, (1.0, 2.0, 3.0), METRICS)
-    assert both == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in METRICS}
+    zero = ("hd", "hd95", "assd", "lesion_hd95", "lesion_count_diff", "lesion_volume_diff")
+    assert both == {m: (0.0 if m in zero else 1.0) for m in METRICS}
     # prediction empty, reference not
     miss = score_masks(empty, full, None, METRICS)
     assert miss["dice"] == miss["jaccard"] == miss["precision"] == miss["recall"] == 0.0
@@ -89,8 +93,9 @@ spacings = st.tuples(*(st.floats(0.3, 3.0) for _ in range(3)))
 def test_properties_symmetry_range_identity(
     a: np.ndarray, b: np.ndarray, sp: tuple[float, float, float]
 ) -> None:
-    ab = score_masks(a, b, sp, METRICS, tolerance=1.0)
-    ba = score_masks(b, a, sp, METRICS, tolerance=1.0)
+    voxel_metrics = OVERLAP_METRICS + DISTANCE_METRICS
+    ab = score_masks(a, b, sp, voxel_metrics, tolerance=1.0)
+    ba = score_masks(b, a, sp, voxel_metrics, tolerance=1.0)
     for name in ("dice", "jaccard", "accuracy", "hd", "hd95", "assd", "surface_dice"):
         assert ab[name] == pytest.approx(ba[name], rel=1e-12), name
     assert ab["precision"] == ba["recall"]
@@ -101,5 +106,6 @@ def test_properties_symmetry_range_identity(
     assert ab["hd95"] <= ab["hd"]
     if ab["dice"] < 1.0:
         assert ab["jaccard"] == pytest.approx(ab["dice"] / (2 - ab["dice"]))
-    same = score_masks(a, a, sp, METRICS, tolerance=0.0)
-    assert same == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in METRICS}
+    same = score_masks(a, a, sp, voxel_metrics, tolerance=0.0)
+    assert same == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in voxel_metrics}
+    assert set(LESION_METRICS) <= set(METRICS)
