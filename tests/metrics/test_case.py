@@ -109,3 +109,26 @@ def test_properties_symmetry_range_identity(
     same = score_masks(a, a, sp, voxel_metrics, tolerance=0.0)
     assert same == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in voxel_metrics}
     assert set(LESION_METRICS) <= set(METRICS)
+
+
+def test_empty_nan_mode() -> None:
+    """``empty="nan"``: every 0/0 ratio and the both-empty distances are NaN (MONAI's choice);
+    the one-empty values and the well-defined ratios stay as documented."""
+    empty = np.zeros((5, 5, 5), dtype=bool)
+    some = empty.copy()
+    some[1:3, 1:3, 1:3] = True
+    both = score_masks(empty, empty, None, METRICS, empty="nan")
+    nan = {"dice", "jaccard", "precision", "recall", "hd", "hd95", "assd", "surface_dice"}
+    nan |= {"lesion_dice", "lesion_hd95", "lesion_precision", "lesion_recall", "lesion_f1"}
+    assert {m for m, v in both.items() if math.isnan(v)} == nan
+    assert both["specificity"] == both["accuracy"] == 1.0
+    assert both["lesion_count_diff"] == both["lesion_volume_diff"] == 0.0
+    miss = score_masks(empty, some, None, METRICS, empty="nan")
+    assert math.isnan(miss["precision"])  # 0 / 0: nothing predicted
+    assert miss["dice"] == miss["recall"] == miss["surface_dice"] == 0.0
+    assert miss["hd95"] == math.inf
+    assert math.isnan(score_masks(empty, empty, None, ["dice"])["dice"]) is False
+    row = evaluate_case(empty.astype(int), empty.astype(int), None, [1], empty="nan")
+    assert all(math.isnan(v) for v in row.values())
+    with pytest.raises(ValueError, match="empty"):
+        score_masks(empty, empty, None, ["dice"], empty="zero")  # type: ignore[arg-type]

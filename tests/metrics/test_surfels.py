@@ -19,9 +19,7 @@ from volseg.metrics.surfels import area_table, surfel_distances, weighted_percen
 
 
 def _all(pred: np.ndarray, ref: np.ndarray, sp: tuple[float, ...]) -> dict[str, float]:
-    return score_masks(
-        pred, ref, sp, ["hd", "hd95", "assd", "surface_dice"], convention="surfel"
-    )
+    return score_masks(pred, ref, sp, ["hd", "hd95", "assd", "surface_dice"], convention="surfel")
 
 
 def test_two_pixels_2mm_apart_2d() -> None:
@@ -33,7 +31,7 @@ def test_two_pixels_2mm_apart_2d() -> None:
     d_pr, d_rp, a_p, a_r = surfel_distances(pred, gt, np.array([2.0, 1.0]))
     np.testing.assert_allclose(np.sort(d_pr), [1, 1, 2, 2], atol=1e-12)
     np.testing.assert_allclose(np.sort(d_rp), [1, 1, 2, 2], atol=1e-12)
-    np.testing.assert_allclose(a_p, [diag] * 4, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([a_p, a_r]), [diag] * 8, atol=1e-12)
     got = _all(pred, gt, (2.0, 1.0))
     want = {"hd": 2.0, "hd95": 2.0, "assd": 1.5, "surface_dice": 0.5}
     assert got == pytest.approx(want, abs=1e-6)
