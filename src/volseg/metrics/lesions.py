@@ -39,7 +39,14 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from volseg.metrics._masks import Convention, Empty, check_convention, check_empty
+from volseg.metrics._masks import (
+    Convention,
+    Empty,
+    as_bool_pair,
+    check_convention,
+    check_empty,
+    spacing_array,
+)
 from volseg.metrics.surface import _distances, hd_from
 
 __all__ = ["LESION_METRICS", "LesionResult", "LesionRules", "lesion_scores"]
@@ -111,7 +118,7 @@ def _ratio(num: int, den: int, same: bool, empty: str) -> float:
 def lesion_scores(
     pred: np.ndarray,
     ref: np.ndarray,
-    spacing: Sequence[float] | np.ndarray,
+    spacing: Sequence[float] | np.ndarray | None,
     rules: LesionRules | None = None,
     *,
     convention: Convention = "voxel",
@@ -125,9 +132,9 @@ def lesion_scores(
     rules = rules or LesionRules()
     check_convention(convention)
     check_empty(empty)
-    p, r = np.asarray(pred).astype(bool), np.asarray(ref).astype(bool)
+    p, r = as_bool_pair(pred, ref)
     rules.check(p.ndim)
-    sp = np.asarray(spacing, dtype=np.float64)
+    sp = spacing_array(None if spacing is None else list(spacing), p.ndim)
     voxel_mm3 = float(np.prod(sp))
     miss = rules.miss_distance
     if miss is None:
