@@ -151,8 +151,8 @@ def lesion_scores(
         lesions = np.where(r, zone, 0)  # reference lesions merged by their dilations
     else:
         zone, n_les, lesions = ref_cc, n_ref, ref_cc
-    les_size = np.bincount(lesions.ravel(), minlength=n_les + 1)
-    pred_size = np.bincount(pred_cc.ravel(), minlength=n_pred + 1)
+    les_size = np.bincount(lesions[r], minlength=n_les + 1)  # foreground voxels only
+    pred_size = np.bincount(pred_cc[p], minlength=n_pred + 1)
     li, pj, inter = _pairs(lesions, pred_cc, n_pred)
     if rules.match == "iou":
         iou = inter / (les_size[li] + pred_size[pj] - inter)
@@ -192,7 +192,7 @@ def lesion_scores(
         "lesion_recall": _ratio(tp, tp + fn, fp == 0, empty),
         "lesion_f1": _ratio(2 * tp, 2 * tp + fp + fn, True, empty),
         "lesion_count_diff": float(abs(n_pred - n_ref)),
-        "lesion_volume_diff": abs(int(pred_size[1:].sum()) - int(r.sum())) * voxel_mm3 / 1000.0,
+        "lesion_volume_diff": abs(int(pred_size.sum()) - int(les_size.sum())) * voxel_mm3 / 1000,
     }
     return result
 
