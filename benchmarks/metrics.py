@@ -20,13 +20,17 @@ some and adds false positives. volseg's :func:`~volseg.metrics.lesion_scores` is
 both conventions; no installed peer computes lesion-wise scores (BraTS 2023 and ISLES 2022
 publish scripts, not packages), so there is no peer row.
 
-Run: ``python benchmarks/metrics.py [--runs 3] [--part all|hd95|lesions]`` (needs the ``bench``
-extra: monai, medpy, surface-distance).
+Conventions (``--part conventions``): DeepMind's published cases (slabs, two voxels, squares)
+under volseg's two conventions, MONAI, MedPy and DeepMind, as a markdown table.
+
+Run: ``python benchmarks/metrics.py [--runs 3] [--part all|hd95|lesions|conventions]`` (needs
+the ``bench`` extra: monai, medpy, surface-distance).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 import tracemalloc
@@ -142,6 +146,78 @@ def bench_surfel_peer(pred: Any, ref: Any, runs: int) -> None:
     print(f"volseg surfel vs DeepMind: equal values; {t_peer / t_ours:.1f}x faster")
 
 
+def convention_cases() -> dict[str, tuple[Any, Any, tuple[float, ...]]]:
+    """DeepMind surface-distance's published test cases: (pred, ref, spacing) in array order."""
+    slab_ref, slab_pred = np.zeros((100, 100, 100), bool), np.zeros((100, 100, 100), bool)
+    slab_ref[0:50] = True
+    slab_pred[0:51] = True
+    px_ref, px_pred = np.zeros((128, 128, 128), bool), np.zeros((128, 128, 128), bool)
+    px_ref[50, 60, 70] = px_pred[50, 60, 72] = True
+    sq_ref, sq_pred = np.zeros((6, 6), bool), np.zeros((6, 6), bool)
+    sq_ref[1:3, 1:3] = True
+    sq_pred[1:4, 1:3] = True
+    return {
+        "slabs [0:50] vs [0:51], 100^3, (2, 1, 1) mm": (slab_pred, slab_ref, (2.0, 1.0, 1.0)),
+        "two voxels 2 mm apart, (3, 2, 1) mm": (px_pred, px_ref, (3.0, 2.0, 1.0)),
+        "2-D squares shifted by a pixel, (2, 1) mm": (sq_pred, sq_ref, (2.0, 1.0)),
+    }
+
+
+def bench_conventions() -> None:
+    """Surface Dice at 1 mm, HD95 and ASSD of the cases under each convention and peer."""
+    import warnings
+
+    import torch
+    from medpy.metric import binary as medpy_binary
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
+
+    from volseg.metrics import average_surface_distance, surface_dice
+
+    try:
+        import surface_distance as sd
+    except ImportError:
+        sd = None
+    warnings.simplefilter("ignore")
+    print("| case | method | surface Dice 1 mm | HD95 mm | ASSD mm |")
+    print("|---|---|---|---|---|")
+    for case, (pred, ref, sp) in convention_cases().items():
+        rows: dict[str, tuple[float, float, float]] = {}
+        for conv in ("voxel", "surfel"):
+            rows[f"volseg `{conv}`"] = (
+                surface_dice(pred, ref, sp, 1.0, convention=conv),  # type: ignore[arg-type]
+                hausdorff_distance(pred, ref, sp, 95, convention=conv),  # type: ignore[arg-type]
+                average_surface_distance(pred, ref, sp, convention=conv),  # type: ignore[arg-type]
+            )
+        p_t, r_t = torch.from_numpy(pred)[None, None], torch.from_numpy(ref)[None, None]
+        kw: dict[str, Any] = {"include_background": True, "spacing": list(sp)}
+        rows["MONAI 1.6"] = (
+            float(compute_surface_dice(p_t, r_t, [1.0], **kw)),
+            float(compute_hausdorff_distance(p_t, r_t, percentile=95, **kw)),
+            float(compute_average_surface_distance(p_t, r_t, symmetric=True, **kw)),
+        )
+        rows["MedPy 0.5 (no surface Dice)"] = (
+            math.nan,
+            float(medpy_binary.hd95(pred, ref, sp)),
+            float(medpy_binary.assd(pred, ref, sp)),
+        )
+        if sd is not None:
+            dist = sd.compute_surface_distances(ref, pred, sp)
+            m_r, m_p = sd.compute_average_surface_distance(dist)
+            a_r, a_p = dist["surfel_areas_gt"].sum(), dist["surfel_areas_pred"].sum()
+            rows["DeepMind surface-distance"] = (
+                float(sd.compute_surface_dice_at_tolerance(dist, 1.0)),
+                float(sd.compute_robust_hausdorff(dist, 95)),
+                float((m_r * a_r + m_p * a_p) / (a_r + a_p)),  # its two directed means, pooled
+            )
+        for method, values in rows.items():
+            cells = " | ".join("-" if math.isnan(v) else f"{v:.6f}" for v in values)
+            print(f"| {case} | {method} | {cells} |")
+
+
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any, float]:
     """(median seconds, value, peak traced heap MiB) over ``runs`` calls after one warm-up."""
     value = fn()
@@ -160,8 +236,12 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--part", choices=["all", "hd95", "lesions"], default="all")
+    parser.add_argument("--part", choices=["all", "hd95", "lesions", "conventions"], default="all")
     args = parser.parse_args()
+    if args.part in ("all", "conventions"):
+        bench_conventions()
+    if args.part == "conventions":
+        return 0
     if args.part in ("all", "lesions"):
         bench_lesions(args.runs)
     if args.part == "lesions":
