@@ -152,3 +152,22 @@ def test_random_masks_equal_deepmind(seed: int) -> None:
         "surface_dice": sd.compute_surface_dice_at_tolerance(dist, 1.0),
     }
     assert _all(pred, gt, sp) == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_pooled_surfel_percentile_by_hand() -> None:
+    """Squares of the case above, both directed sets pooled and weighted by length: the 0 mm
+    share is (area_gt - h + area_pred - 2d - h) / total, then 1 mm adds h, 2 mm the rest."""
+    gt, pred = np.zeros((6, 6), bool), np.zeros((6, 6), bool)
+    gt[1:3, 1:3] = True
+    pred[1:4, 1:3] = True
+    d, h, v = math.sqrt(5.0) / 2, 1.0, 2.0
+    total = (4 * d + 2 * h + 2 * v) + (4 * d + 2 * h + 4 * v)
+    zero = (total - h - (2 * d + h)) / total
+    sp = (v, h)
+
+    def pooled(q: float) -> float:
+        return hausdorff_distance(pred, gt, sp, q, combine="pooled", convention="surfel")
+
+    assert pooled(100 * zero - 0.01) == 0.0
+    assert pooled(100 * (zero + h / total) - 0.01) == 1.0
+    assert pooled(100 * (zero + h / total) + 0.01) == 2.0

@@ -19,7 +19,8 @@ argument checks in ``_masks``.
 Empty masks (BraTS-like): both empty -> every overlap score 1.0 (a correct "nothing there"),
 distances 0.0, surface Dice 1.0. Exactly one empty -> Dice, Jaccard and surface Dice 0.0,
 distances ``empty_distance`` (``inf`` by default, so the case stays visible; the BraTS evaluation
-writes the image diagonal, 373.13 mm for its 240x240x155 grid: pass ``empty_distance=373.13``).
+writes about the image diagonal (373.13 mm for its 240x240x155 grid; BraTS 2023's script writes
+374): pass ``empty_distance=374``).
 Any ratio whose denominator is zero scores 1.0 when the prediction equals the reference and 0.0
 otherwise (precision with an empty prediction and a non-empty reference is 0.0). ``empty="nan"``
 (every function) makes those 0/0 cases and the both-empty distances NaN instead, as MONAI does.
