@@ -124,7 +124,7 @@ def lesion_scores(
     convention: Convention = "voxel",
     empty: Empty = "documented",
 ) -> LesionResult:
-    """Lesion-wise scores of two masks (array order, ``spacing`` in mm, array order).
+    """Lesion-wise scores of two masks in array order (``spacing`` in mm, same order).
 
     Returns a :class:`LesionResult` whose ``scores`` hold every name of :data:`LESION_METRICS`.
     ``convention`` chooses the per-lesion HD95 (BraTS 2023 uses DeepMind's surfels).
