@@ -11,12 +11,26 @@ The three HD95 definitions differ; each peer is compared under its own conventio
 * MedPy ``hd95``: 95th percentile of both directed sets pooled
   = volseg ``hausdorff_distance(p, r, spacing, 95, combine="pooled")``.
 
-Run: ``python benchmarks/metrics.py [--runs 3]`` (needs the ``bench`` extra: monai, medpy).
+DeepMind's surface-distance (area-weighted surfels) = volseg ``convention="surfel"``; its row is
+added when the package is installed.
+
+Lesion-wise scores (``--part lesions``): 256x256x160 masks with a few hundred lesions (balls of
+radius 2-6 voxels); the prediction moves most of them by a voxel or two, misses some, splits
+some and adds false positives. volseg's :func:`~volseg.metrics.lesion_scores` is timed under
+both conventions; no installed peer computes lesion-wise scores (BraTS 2023 and ISLES 2022
+publish scripts, not packages), so there is no peer row.
+
+Conventions (``--part conventions``): DeepMind's published cases (slabs, two voxels, squares)
+under volseg's two conventions, MONAI, MedPy and DeepMind, as a markdown table.
+
+Run: ``python benchmarks/metrics.py [--runs 3] [--part all|hd95|lesions|conventions]`` (needs
+the ``bench`` extra: monai, medpy, surface-distance).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 import tracemalloc
@@ -26,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from volseg.metrics import dice, hausdorff_distance
+from volseg.metrics import LesionRules, dice, hausdorff_distance, lesion_scores
 
 
 def make_masks(shape: tuple[int, int, int] = (256, 256, 160), seed: int = 0) -> tuple[Any, Any]:
@@ -44,6 +58,164 @@ def make_masks(shape: tuple[int, int, int] = (256, 256, 160), seed: int = 0) -> 
     pred = sphere((134, 123, 84), 46.0)
     pred.reshape(-1)[rng.integers(0, pred.size, 300)] = True
     return pred, ref
+
+
+def lesion_masks(
+    shape: tuple[int, int, int] = (256, 256, 160), n: int = 300, seed: int = 0
+) -> tuple[Any, Any]:
+    """Prediction and reference with ``n`` reference lesions: 80 % found (moved by up to two
+    voxels, radius changed by one), 10 % missed, 10 % split in two; plus n/10 false positives."""
+    rng = np.random.default_rng(seed)
+    ref = np.zeros(shape, dtype=bool)
+    pred = np.zeros(shape, dtype=bool)
+
+    def ball(mask: np.ndarray, center: np.ndarray, radius: float) -> None:
+        lo = np.maximum(center - int(radius) - 1, 0)
+        hi = np.minimum(center + int(radius) + 2, shape)
+        grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+        d2 = sum((g - c) ** 2 for g, c in zip(grid, center, strict=True))
+        mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] |= d2 <= radius**2
+
+    for _ in range(n):
+        center = rng.integers(8, np.array(shape) - 8)
+        radius = float(rng.uniform(2, 6))
+        ball(ref, center, radius)
+        fate = rng.random()
+        if fate < 0.8:
+            ball(pred, center + rng.integers(-2, 3, 3), max(radius + rng.uniform(-1, 1), 1.0))
+        elif fate < 0.9:  # split: two small balls at either end
+            for sign in (-1, 1):
+                ball(pred, center + sign * np.array([0, 0, int(radius)]), radius / 2)
+    for _ in range(n // 10):
+        ball(pred, rng.integers(8, np.array(shape) - 8), float(rng.uniform(2, 4)))
+    return pred, ref
+
+
+def bench_lesions(runs: int) -> None:
+    """Time lesion_scores on the many-lesion masks (module docstring)."""
+    from scipy import ndimage
+
+    pred, ref = lesion_masks()
+    spacing = (1.0, 1.0, 1.0)
+    n_ref, n_pred = ndimage.label(ref)[1], ndimage.label(pred)[1]
+    print(f"lesion masks 256x256x160: {n_ref} reference lesions, {n_pred} predicted components")
+    cases = {
+        "volseg lesion_scores (voxel)": ("voxel", LesionRules()),
+        "volseg lesion_scores (surfel)": ("surfel", LesionRules()),
+        "volseg BraTS-GLI rules (surfel)": (
+            "surfel",
+            LesionRules(dilation=3, min_volume=50, miss_distance=374),
+        ),
+    }
+    print(f"{'method':32s} {'dice':>8s} {'hd95':>8s} {'F1':>6s} {'median s':>9s} {'peak MiB':>9s}")
+    for name, (convention, rules) in cases.items():
+        seconds, res, peak = timed(
+            lambda c=convention, r=rules: lesion_scores(pred, ref, spacing, r, convention=c),
+            runs,
+        )
+        sc = res.scores
+        print(
+            f"{name:32s} {sc['lesion_dice']:8.4f} {sc['lesion_hd95']:8.3f} "
+            f"{sc['lesion_f1']:6.3f} {seconds:9.3f} {peak:9.1f}"
+        )
+
+
+def bench_surfel_peer(pred: Any, ref: Any, runs: int) -> None:
+    """volseg's surfel HD95 beside DeepMind's surface-distance, when it is installed."""
+    try:
+        import surface_distance as sd
+    except ImportError:
+        print("surface-distance not installed: no surfel row")
+        return
+    spacing = (1.0, 1.0, 1.0)
+
+    def volseg_surfel() -> float:
+        return hausdorff_distance(pred, ref, spacing, 95, convention="surfel")
+
+    def deepmind() -> float:
+        dist = sd.compute_surface_distances(ref, pred, spacing)
+        return float(sd.compute_robust_hausdorff(dist, 95))
+
+    t_ours, hd_ours, m_ours = timed(volseg_surfel, runs)
+    t_peer, hd_peer, m_peer = timed(deepmind, runs)
+    print(
+        f"{'volseg (convention=surfel)':28s} {hd_ours:12.6f} {'':10s} {t_ours:9.3f} {m_ours:9.1f}"
+    )
+    print(f"{'DeepMind surface-distance':28s} {hd_peer:12.6f} {'':10s} {t_peer:9.3f} {m_peer:9.1f}")
+    assert abs(hd_ours - hd_peer) <= 1e-9, f"surfel HD95 {hd_ours} != DeepMind {hd_peer}"
+    print(f"volseg surfel vs DeepMind: equal values; {t_peer / t_ours:.1f}x faster")
+
+
+def convention_cases() -> dict[str, tuple[Any, Any, tuple[float, ...]]]:
+    """DeepMind surface-distance's published test cases: (pred, ref, spacing) in array order."""
+    slab_ref, slab_pred = np.zeros((100, 100, 100), bool), np.zeros((100, 100, 100), bool)
+    slab_ref[0:50] = True
+    slab_pred[0:51] = True
+    px_ref, px_pred = np.zeros((128, 128, 128), bool), np.zeros((128, 128, 128), bool)
+    px_ref[50, 60, 70] = px_pred[50, 60, 72] = True
+    sq_ref, sq_pred = np.zeros((6, 6), bool), np.zeros((6, 6), bool)
+    sq_ref[1:3, 1:3] = True
+    sq_pred[1:4, 1:3] = True
+    return {
+        "slabs [0:50] vs [0:51], 100^3, (2, 1, 1) mm": (slab_pred, slab_ref, (2.0, 1.0, 1.0)),
+        "two voxels 2 mm apart, (3, 2, 1) mm": (px_pred, px_ref, (3.0, 2.0, 1.0)),
+        "2-D squares shifted by a pixel, (2, 1) mm": (sq_pred, sq_ref, (2.0, 1.0)),
+    }
+
+
+def bench_conventions() -> None:
+    """Surface Dice at 1 mm, HD95 and ASSD of the cases under each convention and peer."""
+    import warnings
+
+    import torch
+    from medpy.metric import binary as medpy_binary
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
+
+    from volseg.metrics import average_surface_distance, surface_dice
+
+    try:
+        import surface_distance as sd
+    except ImportError:
+        sd = None
+    warnings.simplefilter("ignore")
+    print("| case | method | surface Dice 1 mm | HD95 mm | ASSD mm |")
+    print("|---|---|---|---|---|")
+    for case, (pred, ref, sp) in convention_cases().items():
+        rows: dict[str, tuple[float, float, float]] = {}
+        for conv in ("voxel", "surfel"):
+            rows[f"volseg `{conv}`"] = (
+                surface_dice(pred, ref, sp, 1.0, convention=conv),  # type: ignore[arg-type]
+                hausdorff_distance(pred, ref, sp, 95, convention=conv),  # type: ignore[arg-type]
+                average_surface_distance(pred, ref, sp, convention=conv),  # type: ignore[arg-type]
+            )
+        p_t, r_t = torch.from_numpy(pred)[None, None], torch.from_numpy(ref)[None, None]
+        kw: dict[str, Any] = {"include_background": True, "spacing": list(sp)}
+        rows["MONAI 1.6"] = (
+            float(compute_surface_dice(p_t, r_t, [1.0], **kw)),
+            float(compute_hausdorff_distance(p_t, r_t, percentile=95, **kw)),
+            float(compute_average_surface_distance(p_t, r_t, symmetric=True, **kw)),
+        )
+        rows["MedPy 0.5 (no surface Dice)"] = (
+            math.nan,
+            float(medpy_binary.hd95(pred, ref, sp)),
+            float(medpy_binary.assd(pred, ref, sp)),
+        )
+        if sd is not None:
+            dist = sd.compute_surface_distances(ref, pred, sp)
+            m_r, m_p = sd.compute_average_surface_distance(dist)
+            a_r, a_p = dist["surfel_areas_gt"].sum(), dist["surfel_areas_pred"].sum()
+            rows["DeepMind surface-distance"] = (
+                float(sd.compute_surface_dice_at_tolerance(dist, 1.0)),
+                float(sd.compute_robust_hausdorff(dist, 95)),
+                float((m_r * a_r + m_p * a_p) / (a_r + a_p)),  # its two directed means, pooled
+            )
+        for method, values in rows.items():
+            cells = " | ".join("-" if math.isnan(v) else f"{v:.6f}" for v in values)
+            print(f"| {case} | {method} | {cells} |")
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any, float]:
@@ -64,7 +236,16 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--part", choices=["all", "hd95", "lesions", "conventions"], default="all")
     args = parser.parse_args()
+    if args.part in ("all", "conventions"):
+        bench_conventions()
+    if args.part == "conventions":
+        return 0
+    if args.part in ("all", "lesions"):
+        bench_lesions(args.runs)
+    if args.part == "lesions":
+        return 0
 
     import torch
     from medpy.metric import binary as medpy_binary
@@ -116,6 +297,7 @@ def main() -> int:
         results["volseg (combine='max')"][0], results["volseg (combine='pooled')"][0]
     )
     print(f"volseg vs the faster peer: {fastest_peer / ours_slowest:.1f}x (target >= 5x)")
+    bench_surfel_peer(pred, ref, args.runs)
     print("peak MiB: tracemalloc peak of one call (numpy/Python heap; misses torch and C++ heaps)")
     return 0
 

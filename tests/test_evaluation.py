@@ -111,7 +111,7 @@ def test_inferred_labels_read_each_file_once_and_match_explicit_labels(
 
     only_oedema = np.where(ref.array == 2, 2, 0).astype(np.uint8)
     stray = pred.array.copy()
-    stray[0, 0, 0, 0] = 7  # a label no reference holds: not scored
+    stray[0, 0, 0, 0] = 7  # a label no reference holds: scored against empty references
     empty = np.zeros_like(ref.array)
     cases = {
         "a": (volume(stray), ref),
@@ -128,11 +128,67 @@ def test_inferred_labels_read_each_file_once_and_match_explicit_labels(
     monkeypatch.setattr(
         evaluation, "read_volume", lambda path: reads.append(str(path)) or real_read(path)
     )
-    inferred, _, _ = evaluate_folders(tmp_path / "pred", tmp_path / "ref", metrics=["dice", "hd"])
+    warnings: list[str] = []
+    inferred, _, _ = evaluate_folders(
+        tmp_path / "pred", tmp_path / "ref", metrics=["dice", "hd"], warn=warnings.append
+    )
     assert len(reads) == len(set(reads)) == 6
     explicit, _, _ = evaluate_folders(
-        tmp_path / "pred", tmp_path / "ref", labels=[1, 2, 4], metrics=["dice", "hd"]
+        tmp_path / "pred", tmp_path / "ref", labels=[1, 2, 4, 7], metrics=["dice", "hd"]
     )
     assert inferred == explicit
-    assert list(inferred[1]) == ["case", "dice_1", "hd_1", "dice_2", "hd_2", "dice_4", "hd_4"]
+    keys = ["dice_1", "hd_1", "dice_2", "hd_2", "dice_4", "hd_4", "dice_7", "hd_7"]
+    assert list(inferred[1]) == ["case", *keys]
+    assert len(warnings) == 1 and "label 7" in warnings[0] and "case(s) a " in warnings[0]
     assert inferred[1]["dice_1"] == 1.0 and inferred[2]["dice_2"] == 1.0  # empty in both
+
+
+def test_label_only_in_prediction_is_scored_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: a label only a prediction holds is scored (Dice 0 against an empty reference)
+    and reported on stderr; before, the label list came from the references alone and such a
+    label was silently left out."""
+    pred, ref = _brats_pair()
+    extra = pred.array.copy()
+    extra[0, 0, 0, 0] = 3  # a label no reference holds
+    pred = Volume(extra, spacing=SPACING_XYZ, origin=(1.0, 2.0, 3.0), direction=DIRECTION)
+    assert evaluate_volumes(pred, ref, metrics=["dice"])["dice_3"] == 0.0
+    write_volume(pred, tmp_path / "pred" / "a.nii.gz")
+    write_volume(ref, tmp_path / "ref" / "a.nii.gz")
+    rows, summary, _ = evaluate_folders(tmp_path / "pred", tmp_path / "ref", metrics=["dice"])
+    assert rows[0]["dice_3"] == 0.0 and summary["dice_3"] == (0.0, 0.0)
+    err = capsys.readouterr().err
+    assert "label 3" in err and "no reference" in err
+    code = main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "dice_3" in captured.out and "label 3" in captured.err
+
+
+def test_cli_lesion_metrics_conventions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pred, ref = _brats_pair()
+    write_volume(pred, tmp_path / "pred" / "a.nii.gz")
+    write_volume(ref, tmp_path / "ref" / "a.nii.gz")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")]
+    metrics = ["--metrics", "lesion_dice", "lesion_f1", "surface_dice", "hd95"]
+    out_csv = tmp_path / "m.csv"
+    assert main([*args, *metrics, "--regions", "brats", "--convention", "surfel"]) == 0
+    out = capsys.readouterr().out
+    assert "lesion_dice_WT" in out and "lesion_f1_ET" in out
+    rows, _, _ = evaluate_folders(
+        tmp_path / "pred", tmp_path / "ref", regions="brats", metrics=["lesion_f1"]
+    )
+    assert rows[0]["lesion_f1_WT"] == 1.0  # one lesion, found
+    empty = Volume(
+        np.zeros_like(pred.array), spacing=SPACING_XYZ, origin=(1.0, 2.0, 3.0), direction=DIRECTION
+    )
+    write_volume(empty, tmp_path / "pred" / "b.nii.gz")
+    write_volume(empty, tmp_path / "ref" / "b.nii.gz")
+    code = main([*args, "--labels", "4", "--metrics", "dice", "--empty", "nan", "-o", str(out_csv)])
+    assert code == 0
+    with out_csv.open() as f:
+        table = list(csv.reader(f))
+    assert table[2] == ["b", "nan"] and float(table[3][1]) == 1.0  # mean skips b's NaN
+    assert "1" in capsys.readouterr().out.split("nonfinite")[1]
+    assert main([*args, "--metrics", "lesion_dice", "--lesion-dilation", "-1"]) == 2

@@ -318,6 +318,13 @@ MetricName = Literal[
     "hd95",
     "assd",
     "surface_dice",
+    "lesion_dice",
+    "lesion_hd95",
+    "lesion_precision",
+    "lesion_recall",
+    "lesion_f1",
+    "lesion_count_diff",
+    "lesion_volume_diff",
 ]
 """The names of :data:`volseg.metrics.METRICS` (a test keeps the two equal)."""
 

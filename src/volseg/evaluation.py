@@ -3,20 +3,30 @@
 Files are paired by case name (the file name without its image suffix, so ``a.nii.gz`` pairs
 with ``a.mha``). Each pair must share one grid: a prediction that does not line up with its
 reference is an error, never silently resampled. Distances use the reference's spacing in mm.
-Metrics and conventions: :mod:`volseg.metrics` and ``docs/metrics.md``.
+Without explicit labels, every non-zero label of the predictions and the references is scored:
+a label only a prediction holds is scored against an empty reference (Dice 0) and reported on
+stderr. Metrics and conventions: :mod:`volseg.metrics` and ``docs/metrics.md``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from volseg.io import SUPPORTED_SUFFIXES, Volume, VolumeReadError, read_volume, strip_suffix
-from volseg.metrics import evaluate_case, summarize, write_metrics_csv
+from volseg.metrics import (
+    Convention,
+    Empty,
+    LesionRules,
+    evaluate_case,
+    summarize,
+    write_metrics_csv,
+)
 from volseg.regions import Region
 
 if TYPE_CHECKING:  # scoring folders needs no torch: ``volseg evaluate`` stays light
@@ -47,18 +57,21 @@ def evaluate_volumes(
     regions: str | Sequence[Region] | None = None,
     tolerance: float = 1.0,
     empty_distance: float = math.inf,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
+    lesions: LesionRules | None = None,
 ) -> dict[str, float]:
     """Metrics per foreground label (and region) for one prediction/reference pair on one grid.
 
-    ``labels=None`` scores the reference's non-zero labels (``[1]`` if it has none), unless
+    ``labels=None`` scores the non-zero labels of both maps (``[1]`` if they hold none), unless
     ``regions`` is given, which then scores the regions alone. See
-    :func:`volseg.metrics.evaluate_case` for the keys.
+    :func:`volseg.metrics.evaluate_case` for the keys and the keyword arguments.
     """
     diff = ref.grid_difference(pred)
     if diff:
         raise VolumeReadError(f"{pred.source}: grid differs from {ref.source} ({diff})")
     if labels is None:
-        labels = [] if regions is not None else _labels_of([ref])
+        labels = [] if regions is not None else _labels_of([ref, pred])
     return evaluate_case(
         pred.array[0],
         ref.array[0],
@@ -68,7 +81,14 @@ def evaluate_volumes(
         regions=regions,
         tolerance=tolerance,
         empty_distance=empty_distance,
+        convention=convention,
+        empty=empty,
+        lesions=lesions,
     )
+
+
+def _stderr(message: str) -> None:
+    print(f"volseg: warning: {message}", file=sys.stderr)
 
 
 def _nonzero(volume: Volume) -> set[int]:
@@ -90,11 +110,18 @@ def evaluate_folders(
     regions: str | Sequence[Region] | None = None,
     tolerance: float = 1.0,
     empty_distance: float = math.inf,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
+    lesions: LesionRules | None = None,
+    warn: Callable[[str], None] = _stderr,
 ) -> tuple[list[dict[str, float | str]], dict[str, tuple[float, float]], Path]:
     """Score every reference that has a prediction; write per-case rows + mean/std/median to CSV.
 
-    ``labels=None`` scores every non-zero label found in the references (none when ``regions``
-    is given); ``metrics`` are names from :data:`volseg.metrics.METRICS`.
+    ``labels=None`` scores every non-zero label found in the predictions or the references
+    (none when ``regions`` is given); a label no reference holds is scored (its reference masks
+    are empty) and ``warn`` is told which cases predict it (default: a line on stderr).
+    ``metrics`` are names from :data:`volseg.metrics.METRICS`; ``convention``, ``empty`` and
+    ``lesions`` are passed to :func:`volseg.metrics.evaluate_case`.
 
     Returns:
         The per-case rows (with a ``case`` key), the summary (mean, std) per metric, and the
@@ -107,12 +134,15 @@ def evaluate_folders(
     infer_labels = labels is None and regions is None
     rows: list[dict[str, float | str]] = []
     found: set[int] = set()  # non-zero labels of the references
+    predicted: dict[int, list[str]] = {}  # label -> cases whose prediction holds it
     for case, ref_path in refs.items():
         pred, ref = read_volume(preds[case]), read_volume(ref_path)
         if infer_labels:  # score what this pair holds; other labels are empty in both
-            ref_labels = _nonzero(ref)
+            ref_labels, pred_labels = _nonzero(ref), _nonzero(pred)
             found |= ref_labels
-            case_labels = sorted(ref_labels | _nonzero(pred))
+            for label in pred_labels:
+                predicted.setdefault(label, []).append(case)
+            case_labels = sorted(ref_labels | pred_labels)
         else:
             case_labels = list(labels or [])
         scores = evaluate_volumes(
@@ -123,20 +153,33 @@ def evaluate_folders(
             regions=regions,
             tolerance=tolerance,
             empty_distance=empty_distance,
+            convention=convention,
+            empty=empty,
+            lesions=lesions,
         )
         rows.append({"case": case, **scores})
     if infer_labels:
+        for label in sorted(set(predicted) - found):
+            warn(
+                f"{pred_dir}: label {label} is in the prediction of case(s) "
+                f"{', '.join(predicted[label])} but in no reference; scored against empty "
+                "references"
+            )
+        found |= set(predicted)
         # a label a case did not score is absent from both its maps: its values are the
         # empty-mask conventions, those of a one-voxel empty pair (which also fix the column order)
-        empty = np.zeros((1, 1, 1), np.uint8)
+        blank = np.zeros((1, 1, 1), np.uint8)
         template = evaluate_case(
-            empty,
-            empty,
+            blank,
+            blank,
             (1.0, 1.0, 1.0),
             sorted(found) or [1],
             metrics=metrics,
             tolerance=tolerance,
             empty_distance=empty_distance,
+            convention=convention,
+            empty=empty,
+            lesions=lesions,
         )
         rows = [{"case": r["case"], **{k: r.get(k, v) for k, v in template.items()}} for r in rows]
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from volseg.metrics import (
+    DISTANCE_METRICS,
+    LESION_METRICS,
     METRICS,
+    OVERLAP_METRICS,
     average_surface_distance,
     evaluate_case,
     hausdorff_distance,
@@ -57,7 +60,8 @@ def test_empty_conventions() -> None:
     everything = ~empty
     # both empty: a correct "nothing there"
     both = score_masks(empty, empty, (1.0, 2.0, 3.0), METRICS)
-    assert both == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in METRICS}
+    zero = ("hd", "hd95", "assd", "lesion_hd95", "lesion_count_diff", "lesion_volume_diff")
+    assert both == {m: (0.0 if m in zero else 1.0) for m in METRICS}
     # prediction empty, reference not
     miss = score_masks(empty, full, None, METRICS)
     assert miss["dice"] == miss["jaccard"] == miss["precision"] == miss["recall"] == 0.0
@@ -89,8 +93,9 @@ spacings = st.tuples(*(st.floats(0.3, 3.0) for _ in range(3)))
 def test_properties_symmetry_range_identity(
     a: np.ndarray, b: np.ndarray, sp: tuple[float, float, float]
 ) -> None:
-    ab = score_masks(a, b, sp, METRICS, tolerance=1.0)
-    ba = score_masks(b, a, sp, METRICS, tolerance=1.0)
+    voxel_metrics = OVERLAP_METRICS + DISTANCE_METRICS
+    ab = score_masks(a, b, sp, voxel_metrics, tolerance=1.0)
+    ba = score_masks(b, a, sp, voxel_metrics, tolerance=1.0)
     for name in ("dice", "jaccard", "accuracy", "hd", "hd95", "assd", "surface_dice"):
         assert ab[name] == pytest.approx(ba[name], rel=1e-12), name
     assert ab["precision"] == ba["recall"]
@@ -101,5 +106,29 @@ def test_properties_symmetry_range_identity(
     assert ab["hd95"] <= ab["hd"]
     if ab["dice"] < 1.0:
         assert ab["jaccard"] == pytest.approx(ab["dice"] / (2 - ab["dice"]))
-    same = score_masks(a, a, sp, METRICS, tolerance=0.0)
-    assert same == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in METRICS}
+    same = score_masks(a, a, sp, voxel_metrics, tolerance=0.0)
+    assert same == {m: (0.0 if m in ("hd", "hd95", "assd") else 1.0) for m in voxel_metrics}
+    assert set(LESION_METRICS) <= set(METRICS)
+
+
+def test_empty_nan_mode() -> None:
+    """``empty="nan"``: every 0/0 ratio and the both-empty distances are NaN (MONAI's choice);
+    the one-empty values and the well-defined ratios stay as documented."""
+    empty = np.zeros((5, 5, 5), dtype=bool)
+    some = empty.copy()
+    some[1:3, 1:3, 1:3] = True
+    both = score_masks(empty, empty, None, METRICS, empty="nan")
+    nan = {"dice", "jaccard", "precision", "recall", "hd", "hd95", "assd", "surface_dice"}
+    nan |= {"lesion_dice", "lesion_hd95", "lesion_precision", "lesion_recall", "lesion_f1"}
+    assert {m for m, v in both.items() if math.isnan(v)} == nan
+    assert both["specificity"] == both["accuracy"] == 1.0
+    assert both["lesion_count_diff"] == both["lesion_volume_diff"] == 0.0
+    miss = score_masks(empty, some, None, METRICS, empty="nan")
+    assert math.isnan(miss["precision"])  # 0 / 0: nothing predicted
+    assert miss["dice"] == miss["recall"] == miss["surface_dice"] == 0.0
+    assert miss["hd95"] == math.inf
+    assert math.isnan(score_masks(empty, empty, None, ["dice"])["dice"]) is False
+    row = evaluate_case(empty.astype(int), empty.astype(int), None, [1], empty="nan")
+    assert all(math.isnan(v) for v in row.values())
+    with pytest.raises(ValueError, match="empty"):
+        score_masks(empty, empty, None, ["dice"], empty="zero")  # type: ignore[arg-type]

@@ -56,3 +56,12 @@ def test_write_metrics_csv(tmp_path: Path) -> None:
     assert float(table[4][1]) == pytest.approx(0.125)
     assert float(table[5][1]) == pytest.approx(0.625) and float(table[5][2]) == 1.25
     assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.csv"]
+
+
+def test_aggregate_counts_the_nan_cases_each_mean_skips() -> None:
+    """With ``empty="nan"`` a both-empty case is NaN: left out of the mean, counted."""
+    rows = [{"dice_1": 0.5}, {"dice_1": math.nan}, {"dice_1": math.nan}, {"dice_1": math.inf}]
+    rows.append({"dice_1": 1.0})
+    stats = aggregate(rows)["dice_1"]
+    assert stats["mean"] == 0.75 and (stats["n"], stats["nonfinite"]) == (2.0, 3.0)
+    assert summarize(rows)["dice_1_nonfinite"] == (3.0, 5.0)

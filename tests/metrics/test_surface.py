@@ -200,3 +200,43 @@ def test_surface_distances_equal_brute_force_and_edt(seed: int) -> None:
         np.testing.assert_allclose(got_ab, ref_ab, rtol=1e-12)
         np.testing.assert_allclose(got_ba, ref_ba, rtol=1e-12)
     assert len(surface_voxels(a)) == got_ab.size
+
+
+def test_spacing_and_tolerance_checked_in_every_branch() -> None:
+    """A wrong spacing is refused also when a mask is empty (issue 17: before, it was accepted
+    there: ASSD of two empty 2-D masks with a 3-entry spacing returned 0.0, and with one empty
+    mask and spacing (-1, 1) inf); an infinite tolerance is refused (MONAI refuses it too)."""
+    from volseg.metrics import evaluate_case, score_masks
+
+    zeros, one = np.zeros((4, 4), dtype=bool), np.zeros((4, 4), dtype=bool)
+    one[1, 1] = True
+    for a, b in ((zeros, zeros), (one, zeros), (zeros, one), (one, one)):
+        for bad in ((1.0, 1.0, 1.0), (-1.0, 1.0), (0.0, 1.0), (math.inf, 1.0)):
+            with pytest.raises(ValueError, match="spacing"):
+                average_surface_distance(a, b, bad)
+            with pytest.raises(ValueError, match="spacing"):
+                surface_dice(a, b, bad, 1.0)
+            with pytest.raises(ValueError, match="spacing"):
+                hausdorff_distance(a, b, bad, 95)
+            with pytest.raises(ValueError, match="spacing"):
+                score_masks(a, b, bad, ["dice", "hd95"])
+            with pytest.raises(ValueError, match="spacing"):
+                evaluate_case(a.astype(int), b.astype(int), bad, [1])
+        with pytest.raises(ValueError, match="tolerance"):
+            surface_dice(a, b, None, math.inf)
+        with pytest.raises(ValueError, match="tolerance"):
+            score_masks(a, b, None, ["surface_dice"], tolerance=math.inf)
+
+
+def test_one_and_four_dimensional_masks() -> None:
+    """The voxel convention works in any number of dimensions (a 1-D mask is intervals)."""
+    a, b = np.zeros(10, dtype=bool), np.zeros(10, dtype=bool)
+    a[2:5] = True
+    b[4:8] = True
+    # surfaces: a {2, 4}, b {4, 7}; d(a->b) = (2, 0), d(b->a) = (0, 3); spacing 0.5 mm
+    assert hausdorff_distance(a, b, (0.5,)) == pytest.approx(1.5)
+    assert average_surface_distance(a, b, (0.5,)) == pytest.approx(5 * 0.5 / 4)
+    c = np.zeros((3, 3, 3, 3), dtype=bool)
+    c[1, 1, 1, 1] = True
+    d = np.roll(c, 1, axis=3)
+    assert hausdorff_distance(c, d, (1.0, 1.0, 1.0, 2.0)) == pytest.approx(2.0)

@@ -7,12 +7,20 @@ import argparse
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from volseg.evaluation import evaluate_folders
-    from volseg.metrics import METRICS, aggregate
+    from volseg.metrics import METRICS, LesionRules, aggregate
     from volseg.report import format_table
 
     unknown = [m for m in args.metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"--metrics: unknown {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    lesions = LesionRules(
+        connectivity=args.lesion_connectivity,
+        match=args.lesion_match,
+        dilation=args.lesion_dilation,
+        min_volume=args.lesion_min_volume,
+        miss_distance=args.lesion_miss_distance,
+    )
+    lesions.check(3)
     rows, summary, csv_path = evaluate_folders(
         args.pred,
         args.ref,
@@ -21,6 +29,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         regions=args.regions,
         tolerance=args.tolerance,
+        empty_distance=args.empty_distance,
+        convention=args.convention,
+        empty=args.empty,
+        lesions=lesions,
     )
     columns = ["case", *[k for k in rows[0] if k != "case"]]
     print(format_table(rows, columns))
@@ -45,7 +57,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands."""
-    p = sub.add_parser("evaluate", help="Dice and HD95 of predictions against references")
+    p = sub.add_parser("evaluate", help="Dice, HD95, lesion-wise scores... of predictions")
     p.add_argument("--pred", required=True, help="folder of predicted label maps")
     p.add_argument("--ref", required=True, help="folder of reference label maps (same names)")
     p.add_argument(
@@ -60,7 +72,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=["dice", "hd95"],
         metavar="NAME",
         help="dice jaccard precision recall specificity accuracy hd hd95 assd surface_dice "
-        "(default: dice hd95)",
+        "lesion_dice lesion_hd95 lesion_precision lesion_recall lesion_f1 lesion_count_diff "
+        "lesion_volume_diff (default: dice hd95)",
     )
     p.add_argument(
         "--regions",
@@ -70,6 +83,56 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--tolerance", type=float, default=1.0, help="surface_dice tolerance in mm (default 1)"
+    )
+    p.add_argument(
+        "--convention",
+        choices=["voxel", "surfel"],
+        default="voxel",
+        help="surface distances: voxel = surface voxels (MONAI, MedPy; default), surfel = "
+        "surface elements weighted by area (DeepMind surface-distance, MetricsReloaded)",
+    )
+    p.add_argument(
+        "--empty",
+        choices=["documented", "nan"],
+        default="documented",
+        help="0/0 ratios and empty pairs: documented = volseg's values (Dice 1 when both are "
+        "empty), nan = NaN, left out of the means and counted (MONAI)",
+    )
+    p.add_argument(
+        "--empty-distance",
+        type=float,
+        default=float("inf"),
+        metavar="MM",
+        help="distance written when exactly one mask is empty (default inf; BraTS: 374)",
+    )
+    g = p.add_argument_group("lesion-wise metrics (lesion_*)")
+    g.add_argument("--lesion-connectivity", type=int, choices=[26, 6], default=26)
+    g.add_argument(
+        "--lesion-match",
+        choices=["overlap", "iou"],
+        default="overlap",
+        help="overlap = any shared voxel (BraTS, ISLES; default), iou = IoU > 0.5",
+    )
+    g.add_argument(
+        "--lesion-dilation",
+        type=int,
+        default=0,
+        metavar="N",
+        help="dilate reference lesions N times to merge and match them (BraTS 2023: 3 or 1)",
+    )
+    g.add_argument(
+        "--lesion-min-volume",
+        type=float,
+        default=0.0,
+        metavar="MM3",
+        help="leave out reference lesions of at most this volume (BraTS 2023: 50)",
+    )
+    g.add_argument(
+        "--lesion-miss-distance",
+        type=float,
+        metavar="MM",
+        help="HD95 of a missed lesion or a false positive (default: the image diagonal; "
+        "BraTS 2023: 374)",
     )
     p.add_argument("-o", "--output", help="CSV path (default: PRED/metrics.csv)")
     p.set_defaults(func=_cmd_evaluate)

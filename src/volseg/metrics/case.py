@@ -1,9 +1,9 @@
 """Several metrics of one case: per mask pair, and per label and region of two label maps.
 
-:func:`score_masks` computes the counts and the surface distances of a pair once and derives
-every requested metric from them; :func:`evaluate_case` runs it per foreground label and per
-region (:mod:`volseg.regions`). Validation, ``volseg evaluate`` and cross-validation score
-with :func:`evaluate_case`.
+:func:`score_masks` computes the counts, the surface distances and the lesion matching of a
+pair once and derives every requested metric from them; :func:`evaluate_case` runs it per
+foreground label and per region (:mod:`volseg.regions`). Validation, ``volseg evaluate`` and
+cross-validation score with :func:`evaluate_case`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,41 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from volseg.metrics._masks import as_bool_pair
+from volseg.metrics._masks import (
+    Convention,
+    Empty,
+    check_convention,
+    check_empty,
+    check_tolerance,
+    spacing_array,
+)
+from volseg.metrics.lesions import LESION_METRICS, LesionRules, lesion_scores
 from volseg.metrics.overlap import OVERLAP_METRICS, _counts, overlap_from_counts
-from volseg.metrics.surface import DISTANCE_METRICS, _empty_case, _hd_from, surface_distances
+from volseg.metrics.surface import (
+    DISTANCE_METRICS,
+    Distances,
+    _distances,
+    _prepare,
+    assd_from,
+    empty_value,
+    hd_from,
+    surface_dice_from,
+)
 from volseg.regions import Region, get_regions, labels_to_regions
 
 __all__ = ["METRICS", "evaluate_case", "score_masks"]
 
-METRICS = OVERLAP_METRICS + DISTANCE_METRICS
+METRICS = OVERLAP_METRICS + DISTANCE_METRICS + LESION_METRICS
 """Names :func:`evaluate_case` and ``volseg evaluate --metrics`` accept."""
+
+
+def _check(metrics: Sequence[str], tolerance: float, convention: str, empty: str) -> None:
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    check_tolerance(tolerance)
+    check_convention(convention)
+    check_empty(empty)
 
 
 def score_masks(
@@ -33,42 +59,45 @@ def score_masks(
     tolerance: float = 1.0,
     empty_distance: float = math.inf,
     eps: float = 0.0,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
+    lesions: LesionRules | None = None,
 ) -> dict[str, float]:
     """Several metrics of one mask pair, sharing the counts and the surface distances.
 
     ``metrics`` are names from :data:`METRICS`; returns ``{name: value}`` in that order.
-    ``eps`` smooths Dice, precision and recall (:func:`~volseg.metrics.overlap_from_counts`).
+    ``eps`` smooths Dice, precision and recall (:func:`~volseg.metrics.overlap_from_counts`);
+    ``convention`` picks voxel or surfel distances, ``empty`` volseg's documented values or NaN
+    for 0/0 and empty pairs, ``lesions`` the rules of the ``lesion_*`` metrics. ``spacing`` and
+    ``tolerance`` are checked whatever the masks hold.
     """
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
-    p, r = as_bool_pair(pred, ref)
+    _check(metrics, tolerance, convention, empty)
+    p, r, sp, both = _prepare(pred, ref, spacing, convention, empty)
     out: dict[str, float] = {}
     counts = _counts(p, r) if any(m in OVERLAP_METRICS for m in metrics) else (0, 0, 0, 0)
-    distances: tuple[np.ndarray, np.ndarray] | None = None
-    empty = _empty_case(p, r)
+    distances: Distances | None = None
+    lesion: dict[str, float] | None = None
     for name in metrics:
         if name in OVERLAP_METRICS:
-            out[name] = overlap_from_counts(name, *counts, eps=eps)
-            continue
-        if empty is not None:
-            if name == "surface_dice":
-                out[name] = 1.0 if empty else 0.0
-            else:
-                out[name] = 0.0 if empty else float(empty_distance)
-            continue
-        if distances is None:
-            distances = surface_distances(p, r, spacing)
-        d_pr, d_rp = distances
-        if name == "hd":
-            out[name] = _hd_from(d_pr, d_rp, None, "max")
-        elif name == "hd95":
-            out[name] = _hd_from(d_pr, d_rp, 95.0, "max")
-        elif name == "assd":
-            out[name] = float((d_pr.sum() + d_rp.sum()) / (d_pr.size + d_rp.size))
+            out[name] = overlap_from_counts(name, *counts, eps=eps, empty=empty)
+        elif name in LESION_METRICS:
+            if lesion is None:
+                found = lesion_scores(p, r, sp, lesions, convention=convention, empty=empty)
+                lesion = found.scores
+            out[name] = lesion[name]
+        elif both is not None:
+            out[name] = empty_value(name, both, empty_distance, empty)
         else:
-            inside = np.count_nonzero(d_pr <= tolerance) + np.count_nonzero(d_rp <= tolerance)
-            out[name] = float(inside / (d_pr.size + d_rp.size))
+            if distances is None:
+                distances = _distances(p, r, sp, convention)
+            if name == "hd":
+                out[name] = hd_from(distances, None)
+            elif name == "hd95":
+                out[name] = hd_from(distances, 95.0)
+            elif name == "assd":
+                out[name] = assd_from(distances)
+            else:
+                out[name] = surface_dice_from(distances, tolerance)
     return out
 
 
@@ -83,6 +112,9 @@ def evaluate_case(
     tolerance: float = 1.0,
     empty_distance: float = math.inf,
     eps: float = 0.0,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
+    lesions: LesionRules | None = None,
 ) -> dict[str, float]:
     """Metrics per foreground label and per region of two label maps: ``{"dice_1": .., ...}``.
 
@@ -90,11 +122,14 @@ def evaluate_case(
     masks ``pred == l`` and ``ref == l`` (label 0, background, is skipped if listed); region
     ``R`` (e.g. ``regions="brats"``: WT, TC, ET, see :mod:`volseg.regions`) on the masks of the
     voxels whose label lies in ``R.labels``, keyed ``"dice_WT"``. Keys are ``<metric>_<label>``,
-    labels first, metrics in the order given.
+    labels first, metrics in the order given. The keyword arguments are those of
+    :func:`score_masks`.
     """
     p, r = np.asarray(pred), np.asarray(ref)
     if p.shape != r.shape:
         raise ValueError(f"pred {p.shape} and ref {r.shape} differ in shape")
+    _check(metrics, tolerance, convention, empty)
+    spacing_array(spacing, p.ndim)  # also when no label is scored or every mask is empty
     out: dict[str, float] = {}
     pairs: list[tuple[str, np.ndarray, np.ndarray]] = [
         (str(label), p == label, r == label) for label in labels if label != 0
@@ -106,7 +141,16 @@ def evaluate_case(
         pairs += [(reg.name, pm, rm) for reg, pm, rm in zip(region_set, p_regions, r_regions)]
     for key, pm, rm in pairs:
         scores = score_masks(
-            pm, rm, spacing, metrics, tolerance=tolerance, empty_distance=empty_distance, eps=eps
+            pm,
+            rm,
+            spacing,
+            metrics,
+            tolerance=tolerance,
+            empty_distance=empty_distance,
+            eps=eps,
+            convention=convention,
+            empty=empty,
+            lesions=lesions,
         )
         out.update({f"{name}_{key}": value for name, value in scores.items()})
     return out

@@ -1,44 +1,58 @@
 """Surface voxels and surface distances in mm: Hausdorff, HD95, ASSD and surface Dice.
 
 Masks are integer or boolean arrays of one shape in array order; ``spacing`` is in the same
-array order and in mm (``Volume.spacing_zyx``). Definitions (``docs/metrics.md`` has more):
+array order and in mm (``Volume.spacing_zyx``); it is checked in every case, also when a mask
+is empty. Definitions (``docs/metrics.md`` has more):
 
-* the **surface** of a mask is its foreground voxels with at least one face-neighbour in the
-  background (the mask minus its erosion by the face-connected structuring element; voxels on
-  the array border count as surface). This is the MONAI and MedPy convention;
-* ``d(A->B)`` holds, for every surface voxel of A, the exact Euclidean distance in mm (voxel
-  centres, anisotropic ``spacing``) to the nearest surface voxel of B. It is computed on the
-  surface voxels only: their coordinates (found from the foreground's flat indices, no full-volume
-  float copy) go into a k-d tree (``scipy.spatial.cKDTree``), an exact nearest-neighbour search.
-  The tests check it against ``scipy.ndimage.distance_transform_edt(..., sampling=spacing)`` on
-  the union's bounding box and against brute force;
+* ``convention="voxel"`` (the default; MONAI and MedPy): the **surface** of a mask is its
+  foreground voxels with at least one face-neighbour in the background (voxels on the array
+  border count as surface), each counted once. ``d(A->B)`` holds, for every surface voxel of
+  A, the exact Euclidean distance in mm (voxel centres, anisotropic ``spacing``) to the nearest
+  surface voxel of B, from a k-d tree over the surface voxels (``scipy.spatial.cKDTree``). The
+  tests check it against ``scipy.ndimage.distance_transform_edt`` and brute force. Any number
+  of dimensions >= 1 works (a 1-D mask is a set of intervals);
+* ``convention="surfel"`` (DeepMind's surface-distance, MetricsReloaded): surface elements on
+  the dual grid weighted by their length (2-D) or area (3-D), see :mod:`.surfels`; 2-D and 3-D
+  only. Percentiles are area-weighted without interpolation, means and surface Dice
+  area-weighted;
 * ``HD = max(max d(A->B), max d(B->A))``; ``HD95`` (``percentile=95``) is by default
-  ``max(P95 d(A->B), P95 d(B->A))`` with ``numpy.percentile``'s linear interpolation (MONAI's
-  convention); ``combine="pooled"`` takes ``P95`` of both sets pooled instead (MedPy's ``hd95``);
-* ``ASSD = (sum d(A->B) + sum d(B->A)) / (|dA| + |dB|)``, the mean over both surfaces (MONAI's
-  symmetric average; MedPy's ``assd`` averages the two directed means instead);
-* surface Dice at tolerance ``tau`` mm: the fraction of surface voxels of both masks that lie
-  within ``tau`` of the other surface (voxels counted, not surfel areas).
+  ``max(P95 d(A->B), P95 d(B->A))`` (MONAI's and DeepMind's rule; voxel percentiles use
+  ``numpy.percentile``'s linear interpolation); ``combine="pooled"`` takes ``P95`` of both
+  sets pooled instead (MedPy's ``hd95``);
+* ``ASSD``: the mean of both directed sets pooled, ``(sum d(A->B) + sum d(B->A)) / (|dA| +
+  |dB|)`` (MONAI's symmetric mean and MedPy 0.5's ``assd``, which pools both sets too); under
+  the surfel convention each distance is weighted by its surfel's area;
+* surface Dice at tolerance ``tau`` mm (finite, >= 0): the share of both surfaces (voxels, or
+  surfel areas) within ``tau`` of the other surface.
 
-Both masks empty -> distances 0.0, surface Dice 1.0. Exactly one empty -> surface Dice 0.0,
-distances ``empty_distance`` (``inf`` by default, so the case stays visible; the BraTS evaluation
-writes the image diagonal, 373.13 mm for its 240x240x155 grid: pass ``empty_distance=373.13``).
+Both masks empty -> distances 0.0, surface Dice 1.0 (NaN with ``empty="nan"``). Exactly one
+empty -> surface Dice 0.0, distances ``empty_distance`` (``inf`` by default, so the case stays
+visible; the BraTS evaluation writes 374 mm, about its 240x240x155 grid's diagonal).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from volseg.metrics._masks import as_bool_pair, spacing_array
+from volseg.metrics._masks import (
+    Convention,
+    Empty,
+    as_bool_pair,
+    check_convention,
+    check_empty,
+    check_tolerance,
+    spacing_array,
+)
+from volseg.metrics.surfels import nearest_distances, surfel_distances, weighted_percentile
 
 __all__ = [
     "DISTANCE_METRICS",
     "Combine",
+    "Distances",
     "average_surface_distance",
     "hausdorff",
     "hausdorff95",
@@ -88,11 +102,13 @@ def surface_voxels(mask: np.ndarray) -> np.ndarray:
     return np.stack(np.unravel_index(surface, m.shape), axis=1)
 
 
-def _directed(from_pts: np.ndarray, to_pts: np.ndarray, sp: np.ndarray) -> np.ndarray:
-    """Exact distance in mm from each voxel of ``from_pts`` to the nearest of ``to_pts``."""
-    tree = cKDTree(to_pts * sp, leafsize=32, balanced_tree=False, compact_nodes=False)
-    distances, _ = tree.query(from_pts * sp, k=1)
-    return np.asarray(distances, dtype=np.float64)
+class Distances(NamedTuple):
+    """Directed surface distances in mm and their weights (surfel areas; ``None``: voxels)."""
+
+    pr: np.ndarray
+    rp: np.ndarray
+    w_p: np.ndarray | None = None
+    w_r: np.ndarray | None = None
 
 
 def surface_distances(
@@ -104,11 +120,21 @@ def surface_distances(
     in array order; ``None`` means 1 mm on every axis.
     """
     p, r = as_bool_pair(pred, ref)
-    sp = spacing_array(spacing, p.ndim)
-    sp_, sr = surface_voxels(p), surface_voxels(r)
-    if not len(sp_) or not len(sr):
+    d = _distances(p, r, spacing_array(spacing, p.ndim), "voxel")
+    return d.pr, d.rp
+
+
+def _distances(p: np.ndarray, r: np.ndarray, sp: np.ndarray, convention: str) -> Distances:
+    """The directed distances of two boolean masks under ``convention`` (both non-empty)."""
+    if not p.any() or not r.any():
         raise ValueError("surface distances need two non-empty masks")
-    return _directed(sp_, sr, sp), _directed(sr, sp_, sp)
+    if convention == "surfel":
+        if p.ndim not in (2, 3):
+            raise ValueError(f"the surfel convention needs 2-D or 3-D masks, got {p.ndim}-D")
+        d_pr, d_rp, w_p, w_r = surfel_distances(p, r, sp)
+        return Distances(d_pr, d_rp, w_p, w_r)
+    sp_, sr = surface_voxels(p), surface_voxels(r)
+    return Distances(nearest_distances(sp_, sr, sp), nearest_distances(sr, sp_, sp))
 
 
 def _check_combine(combine: str) -> None:
@@ -116,12 +142,44 @@ def _check_combine(combine: str) -> None:
         raise ValueError(f"combine must be 'max' (MONAI) or 'pooled' (MedPy), got {combine!r}")
 
 
-def _hd_from(d_pr: np.ndarray, d_rp: np.ndarray, percentile: float | None, combine: str) -> float:
+def _percentile(d: np.ndarray, w: np.ndarray | None, q: float) -> float:
+    return float(np.percentile(d, q)) if w is None else weighted_percentile(d, w, q)
+
+
+def hd_from(d: Distances, percentile: float | None, combine: str = "max") -> float:
+    """HD (``percentile=None``) or HDp from the directed distances."""
     if percentile is None:
-        return float(max(d_pr.max(), d_rp.max()))
+        return float(max(d.pr.max(), d.rp.max()))
     if combine == "pooled":
-        return float(np.percentile(np.concatenate([d_pr, d_rp]), percentile))
-    return float(max(np.percentile(d_pr, percentile), np.percentile(d_rp, percentile)))
+        w = None if d.w_p is None or d.w_r is None else np.concatenate([d.w_p, d.w_r])
+        return _percentile(np.concatenate([d.pr, d.rp]), w, percentile)
+    return max(_percentile(d.pr, d.w_p, percentile), _percentile(d.rp, d.w_r, percentile))
+
+
+def assd_from(d: Distances) -> float:
+    """The pooled (area-weighted under surfels) mean of both directed sets."""
+    if d.w_p is None or d.w_r is None:
+        return float((d.pr.sum() + d.rp.sum()) / (d.pr.size + d.rp.size))
+    total = d.w_p.sum() + d.w_r.sum()
+    return float(((d.pr * d.w_p).sum() + (d.rp * d.w_r).sum()) / total)
+
+
+def surface_dice_from(d: Distances, tolerance: float) -> float:
+    """The share of both surfaces (voxels or areas) within ``tolerance`` mm of the other."""
+    if d.w_p is None or d.w_r is None:
+        inside = np.count_nonzero(d.pr <= tolerance) + np.count_nonzero(d.rp <= tolerance)
+        return float(inside / (d.pr.size + d.rp.size))
+    inside_area = d.w_p[d.pr <= tolerance].sum() + d.w_r[d.rp <= tolerance].sum()
+    return float(inside_area / (d.w_p.sum() + d.w_r.sum()))
+
+
+def empty_value(name: str, both_empty: bool, empty_distance: float, empty: str) -> float:
+    """A distance metric's value when a mask is empty (see the module docstring)."""
+    if both_empty:
+        if empty == "nan":
+            return math.nan
+        return 1.0 if name == "surface_dice" else 0.0
+    return 0.0 if name == "surface_dice" else float(empty_distance)
 
 
 def _empty_case(p: np.ndarray, r: np.ndarray) -> bool | None:
@@ -132,6 +190,21 @@ def _empty_case(p: np.ndarray, r: np.ndarray) -> bool | None:
     return not p_any and not r_any
 
 
+def _prepare(
+    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None, convention: str, empty: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool | None]:
+    """Checked masks and spacing, and the empty case; every argument is checked in every case."""
+    check_convention(convention)
+    check_empty(empty)
+    p, r = as_bool_pair(pred, ref)
+    sp = spacing_array(spacing, p.ndim)
+    if convention == "surfel" and p.ndim not in (2, 3):
+        raise ValueError(f"the surfel convention needs 2-D or 3-D masks, got {p.ndim}-D")
+    if p.ndim == 0:
+        raise ValueError("surface distances need masks with at least one axis")
+    return p, r, sp, _empty_case(p, r)
+
+
 def hausdorff_distance(
     pred: np.ndarray,
     ref: np.ndarray,
@@ -140,14 +213,17 @@ def hausdorff_distance(
     *,
     combine: Combine = "max",
     empty_distance: float = math.inf,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
 ) -> float:
     """Symmetric Hausdorff distance between the mask surfaces in mm, or a percentile of it.
 
     ``percentile=None``: ``max(max d(pred->ref), max d(ref->pred))``. ``percentile=95`` (HD95):
     ``max(P95 d(pred->ref), P95 d(ref->pred))`` with ``combine="max"`` (MONAI's
-    ``compute_hausdorff_distance(percentile=95)``), or ``P95`` of both sets pooled with
-    ``combine="pooled"`` (MedPy's ``hd95``). Both empty: 0.0; exactly one empty:
-    ``empty_distance`` (``inf``; BraTS uses its image diagonal, 373.13 mm).
+    ``compute_hausdorff_distance(percentile=95)``; DeepMind's ``compute_robust_hausdorff`` with
+    ``convention="surfel"``), or ``P95`` of both sets pooled with ``combine="pooled"`` (MedPy's
+    ``hd95``). Both empty: 0.0 (NaN with ``empty="nan"``); exactly one empty:
+    ``empty_distance`` (``inf``; BraTS writes 374 mm).
 
     Args:
         pred, ref: masks of one shape, array order.
@@ -157,13 +233,10 @@ def hausdorff_distance(
     _check_combine(combine)
     if percentile is not None and not 0 <= percentile <= 100:
         raise ValueError(f"percentile must lie in [0, 100], got {percentile}")
-    p, r = as_bool_pair(pred, ref)
-    empty = _empty_case(p, r)
-    if empty is not None:
-        spacing_array(spacing, p.ndim)
-        return 0.0 if empty else float(empty_distance)
-    d_pr, d_rp = surface_distances(p, r, spacing)
-    return _hd_from(d_pr, d_rp, percentile, combine)
+    p, r, sp, both = _prepare(pred, ref, spacing, convention, empty)
+    if both is not None:
+        return empty_value("hd", both, empty_distance, empty)
+    return hd_from(_distances(p, r, sp, convention), percentile, combine)
 
 
 def hausdorff(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = None) -> float:
@@ -182,35 +255,38 @@ def average_surface_distance(
     spacing: Sequence[float] | None = None,
     *,
     empty_distance: float = math.inf,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
 ) -> float:
     """Average symmetric surface distance (ASSD) in mm: the mean of both directed sets pooled.
 
-    ``(sum d(pred->ref) + sum d(ref->pred)) / (|d pred| + |d ref|)``. Both empty: 0.0; exactly one
-    empty: ``empty_distance``.
+    ``(sum d(pred->ref) + sum d(ref->pred)) / (|d pred| + |d ref|)``, each distance weighted by
+    its surfel's area under ``convention="surfel"``. Both empty: 0.0 (NaN with
+    ``empty="nan"``); exactly one empty: ``empty_distance``.
     """
-    p, r = as_bool_pair(pred, ref)
-    empty = _empty_case(p, r)
-    if empty is not None:
-        return 0.0 if empty else float(empty_distance)
-    d_pr, d_rp = surface_distances(p, r, spacing)
-    return float((d_pr.sum() + d_rp.sum()) / (d_pr.size + d_rp.size))
+    p, r, sp, both = _prepare(pred, ref, spacing, convention, empty)
+    if both is not None:
+        return empty_value("assd", both, empty_distance, empty)
+    return assd_from(_distances(p, r, sp, convention))
 
 
 def surface_dice(
-    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None, tolerance: float
+    pred: np.ndarray,
+    ref: np.ndarray,
+    spacing: Sequence[float] | None,
+    tolerance: float,
+    *,
+    convention: Convention = "voxel",
+    empty: Empty = "documented",
 ) -> float:
     """Surface Dice at ``tolerance`` mm: the share of both surfaces within tolerance of the other.
 
-    ``(#{d(pred->ref) <= tau} + #{d(ref->pred) <= tau}) / (|d pred| + |d ref|)`` in ``[0, 1]``,
-    counting surface voxels (Nikolov et al. 2021 weight by surfel area instead). Both empty: 1.0;
-    exactly one empty: 0.0.
+    Counts surface voxels (``convention="voxel"``) or sums surfel areas (``"surfel"``, Nikolov
+    et al. 2021, DeepMind's ``compute_surface_dice_at_tolerance``); ``tolerance`` must be finite
+    and >= 0. Both empty: 1.0 (NaN with ``empty="nan"``); exactly one empty: 0.0.
     """
-    if not tolerance >= 0:
-        raise ValueError(f"tolerance must be >= 0 mm, got {tolerance}")
-    p, r = as_bool_pair(pred, ref)
-    empty = _empty_case(p, r)
-    if empty is not None:
-        return 1.0 if empty else 0.0
-    d_pr, d_rp = surface_distances(p, r, spacing)
-    inside = np.count_nonzero(d_pr <= tolerance) + np.count_nonzero(d_rp <= tolerance)
-    return float(inside / (d_pr.size + d_rp.size))
+    check_tolerance(tolerance)
+    p, r, sp, both = _prepare(pred, ref, spacing, convention, empty)
+    if both is not None:
+        return empty_value("surface_dice", both, math.inf, empty)
+    return surface_dice_from(_distances(p, r, sp, convention), tolerance)
