@@ -15,7 +15,8 @@ the comparisons (the paper's method against its baseline), the paper's own figur
 * ``summary.md`` — mean +/- std per variant, each comparison's paired difference over the
   (seed, [fold,] case) pairs with a seeded 95 % bootstrap interval and a Wilcoxon signed-rank
   p-value (:func:`volseg.experiments.stats.paired_stats`), and the paper's figure beside ours;
-* the experiment's PNG plots.
+* the experiment's PNG plots;
+* ``report.html`` — the same comparison as a self-contained page (``volseg compare OUT``).
 
 Warning: trains ``variants x seeds [x folds]`` models one after another.
 """
@@ -157,7 +158,16 @@ def run_experiment(
     for plot in exp.plots:
         plot(out, runs)
     plot_dice_distribution(out, rows)
+    _write_report(out)
     return results
+
+
+def _write_report(out: Path) -> Path:
+    """``out/report.html``: every variant against the first, paired per (seed, [fold,] case)."""
+    from volseg.report.compare import compare_folders
+    from volseg.report.compare_page import write_compare
+
+    return write_compare(compare_folders([out]), out / "report.html")
 
 
 def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
