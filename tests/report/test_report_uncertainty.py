@@ -87,7 +87,7 @@ def test_predict_writes_entropy_and_scores_and_the_report_shows_them(
 def test_report_flags_outlying_volume_and_uncertainty(
     case_folders: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    images, refs, preds = case_folders
+    _, refs, preds = case_folders
     folder = tmp_path / "preds"
     folder.mkdir()
     for path in preds.iterdir():
