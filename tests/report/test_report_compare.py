@@ -120,3 +120,32 @@ def test_experiment_writes_its_report(tmp_path: Path) -> None:
     assert "volseg compare: exp:a vs exp:b" in page
     assert 'alt="dice paired"' in page and 'alt="dice_1 paired"' in page
     assert "seed0/fold0/k1" in page  # a case is a (seed, fold, case) triple
+
+
+def test_page_opens_the_most_different_cases_in_the_viewer(
+    case_folders: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from volseg.evaluation import evaluate_folders
+    from volseg.report.compare_page import write_compare
+
+    images, refs, preds = case_folders
+    folders = []
+    for name, shift in (("a", 0), ("b", 1)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for path in sorted(preds.glob("*.nii.gz")):
+            (folder / path.name).write_bytes(path.read_bytes())
+        if shift:  # method b: case2 replaced by its reference (perfect)
+            (folder / "case2.nii.gz").write_bytes((refs / "case2.nii.gz").read_bytes())
+        evaluate_folders(folder, refs)
+        folders.append(folder)
+    comparison = compare_folders(folders)
+    assert comparison.most_different("dice_1")[0][0] == "case2"  # the only case that differs
+    page = write_compare(comparison, tmp_path / "c.html", images=images).read_text()
+    match = re.search(r'<script type="application/json" id="volseg-data">(.*?)</script>', page)
+    assert match
+    data = json.loads(match.group(1))
+    assert data["order"][0] == "case2" and data["labels"] == {"prediction": "a", "reference": "b"}
+    assert all(data["cases"]["case2"][role] for role in ("image", "prediction", "reference"))
