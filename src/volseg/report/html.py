@@ -51,7 +51,7 @@ def json_script(element_id: str, data: object) -> str:
 def cell(value: object) -> str:
     """A table cell: numbers right-aligned with a sortable ``data-value``, text escaped."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        return f"<td>{esc('' if value is None else value)}</td>"
+        return f'<td class="text">{esc("" if value is None else value)}</td>'
     v = float(value)
     if isinstance(value, int | np.integer):
         text = str(int(value))
