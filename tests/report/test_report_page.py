@@ -195,6 +195,7 @@ def test_run_dir_report_has_recipe_and_curves(
     assert main(["report", str(run)]) == 0
     assert f"report (2 case(s)): {run / 'report.html'}" in capsys.readouterr().out
     page = (run / "report.html").read_text()
+    assert not EXTERNAL.search(page)
     for text in ("vnet", "dice_ce", "/data/x", "0.3 min", "best validation Dice", "0.55"):
         assert text in page
     for alt in ("training curves", "learning rate", "gradient norms", "Dice over cases"):
