@@ -93,7 +93,7 @@ def test_canonical_view_is_simpleitk_dicomorient() -> None:
     """The overlay's LPS view of a tilted sagittal scan is ``sitk.DICOMOrient``'s, voxelwise."""
     import SimpleITK as sitk
 
-    from volseg.report import _canonical
+    from volseg.report.overlay import _canonical
 
     t = np.deg2rad(12.0)
     tilt = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])

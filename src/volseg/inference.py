@@ -37,7 +37,7 @@ from volseg.nn.sliding_window import infer_bf16, predict_logits, runs_on
 from volseg.regions import get_regions
 from volseg.training.checkpoint import load_run
 
-__all__ = ["Predictor", "write_probabilities"]
+__all__ = ["Predictor", "entropy_map", "uncertainty_score", "write_probabilities"]
 
 
 def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) -> Path:
@@ -60,6 +60,33 @@ def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) 
             labels=np.asarray(labels),
         )
     return path
+
+
+def entropy_map(probs: Volume, activation: str = "softmax") -> Volume:
+    """Voxel-wise predictive entropy of probabilities ``(K, *S)``, scaled to [0, 1].
+
+    Softmax: ``-sum_k p_k ln p_k / ln K``; sigmoid (one channel per region): the mean over
+    regions of the binary entropy over ``ln 2``. The probabilities are the averaged ones
+    (over ensemble members and mirrored passes when used), so their spread widens the entropy.
+    """
+    p = np.clip(probs.array.astype(np.float64), 1e-12, 1.0)
+    if activation == "sigmoid":
+        q = np.clip(1.0 - probs.array.astype(np.float64), 1e-12, 1.0)
+        h = -(p * np.log(p) + q * np.log(q)).mean(axis=0) / np.log(2.0)
+    else:
+        h = -(p * np.log(p)).sum(axis=0) / np.log(max(2, p.shape[0]))
+    return probs.with_array(np.clip(h, 0.0, 1.0).astype(np.float32)[None])
+
+
+def uncertainty_score(entropy: Volume, label: Volume, background: int = 0) -> float:
+    """A case's uncertainty: the mean scaled entropy over its predicted foreground.
+
+    NaN when nothing is predicted (an empty prediction is worth a look of its own).
+    """
+    foreground = label.array[0] != background
+    if not foreground.any():
+        return float("nan")
+    return float(entropy.array[0][foreground].mean())
 
 
 class Predictor:
@@ -212,15 +239,18 @@ class Predictor:
         image: str | Path | Sequence[str | Path],
         output: str | Path,
         probabilities: str | Path | None = None,
+        uncertainty: str | Path | None = None,
     ) -> Path:
         """Predict and write atomically; refuses to overwrite one of the inputs.
 
         Args:
             probabilities: also write the probability maps here (``.npz``: float16, see
                 :func:`write_probabilities`).
+            uncertainty: also write the entropy map (:func:`entropy_map`, float32) here.
         """
         inputs = [image] if isinstance(image, (str, Path)) else list(image)
         targets = [Path(output)] + ([Path(probabilities)] if probabilities else [])
+        targets += [Path(uncertainty)] if uncertainty else []
         for out in targets:
             if any(os.path.abspath(p) == os.path.abspath(out) for p in inputs):
                 raise ValueError(f"{out}: output would overwrite an input file")
@@ -229,6 +259,8 @@ class Predictor:
         label = self.labels_from_probabilities(probs)
         if probabilities:
             write_probabilities(probs, probabilities, self.labels)
+        if uncertainty:
+            write_volume(entropy_map(probs, self.activation), uncertainty)
         return write_volume(label, output)
 
 

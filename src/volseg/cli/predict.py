@@ -84,6 +84,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
     failures = []
     skipped = 0
+    scores: dict[str, float] = {}
     for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
         if out.exists() and not args.overwrite and len(jobs) > 1:
             skipped += 1
@@ -93,16 +94,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if args.probabilities
             else None
         )
+        entropy = out.parent / "uncertainty" / out.name if args.uncertainty else None
         try:
-            predictor.predict_file(images, out, probabilities=probs)
+            predictor.predict_file(images, out, probabilities=probs, uncertainty=entropy)
         except Exception as err:  # one bad case must not stop the batch
             if len(jobs) == 1:
                 raise
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""
             failures.append(f"{images[0]}: {type(err).__name__}: {message}")
             continue
+        if entropy is not None:
+            scores[strip_suffix(out.name)] = _uncertainty_of(entropy, out, predictor.labels[0])
         if not args.quiet:
             tqdm.write(f"wrote {out}")
+    if scores:
+        path = _write_uncertainty_scores(scores, jobs[0][1].parent / "uncertainty" / "scores.csv")
+        if not args.quiet:
+            print(f"uncertainty (mean entropy over the predicted foreground): {path}")
     if skipped and not args.quiet:
         print(f"skipped {skipped} case(s) already predicted (--overwrite redoes them)")
     for failure in failures:
@@ -110,6 +118,31 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if failures:
         print(f"volseg: {len(failures)} of {len(jobs)} case(s) failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _uncertainty_of(entropy: Path, label: Path, background: int) -> float:
+    from volseg.inference import uncertainty_score
+    from volseg.io import read_volume
+
+    return uncertainty_score(read_volume(entropy), read_volume(label), background)
+
+
+def _write_uncertainty_scores(scores: dict[str, float], path: Path) -> Path:
+    """``uncertainty/scores.csv`` (case, uncertainty): this call's cases replace earlier rows."""
+    import csv
+
+    from volseg._atomic import atomic_path
+
+    merged: dict[str, str] = {}
+    if path.is_file():
+        with path.open(newline="") as handle:
+            merged = {r["case"]: r["uncertainty"] for r in csv.DictReader(handle)}
+    merged.update({case: f"{value:.6g}" for case, value in scores.items()})
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case", "uncertainty"])
+        writer.writerows(sorted(merged.items()))
+    return path
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -154,6 +187,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--keep-largest", type=int, nargs="+", help="labels to keep one component of")
     p.add_argument(
         "--probabilities", action="store_true", help="also write CASE_probabilities.npz (float16)"
+    )
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also write uncertainty/CASE (voxel-wise entropy, 0-1) and uncertainty/scores.csv "
+        "(mean entropy over the predicted foreground; volseg report shows it)",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)

@@ -17,7 +17,8 @@ the comparisons (the paper's method against its baseline), the paper's own figur
 * ``summary.md`` — mean +/- std per variant, each of the paper's claims tested on its paired
   differences (seeded 95 % bootstrap interval, Wilcoxon signed-rank p-value, a verdict; see
   :mod:`volseg.experiments.claims`), and the paper's figure beside ours;
-* the experiment's PNG plots.
+* the experiment's PNG plots;
+* ``report.html`` — the same comparison as a self-contained page (``volseg compare OUT``).
 
 ``results.csv``, ``curves.csv`` and ``experiment.json`` are all that
 :func:`volseg.experiments.docs.write_docs` needs to write the results into the documentation.
@@ -169,7 +170,16 @@ def run_experiment(
     for plot in exp.plots:
         plot(out, runs)
     plot_dice_distribution(out, rows)
+    _write_report(out)
     return results
+
+
+def _write_report(out: Path) -> Path:
+    """``out/report.html``: every variant against the first, paired per (seed, [fold,] case)."""
+    from volseg.report.compare import compare_folders
+    from volseg.report.compare_page import write_compare
+
+    return write_compare(compare_folders([out]), out / "report.html")
 
 
 CURVE_COLUMNS = ("train_loss", "train_dice", "val_loss", "val_dice", "lr", "seconds")

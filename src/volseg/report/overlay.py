@@ -1,12 +1,10 @@
-"""Human-readable outputs: overlay pictures of a segmentation and plain-text tables.
+"""Tri-planar overlay pictures of a segmentation over its scan.
 
 matplotlib is imported inside :func:`save_overlay_png`, so importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from volseg._atomic import atomic_path
 from volseg.data.preprocessing import reorient
 from volseg.io import Volume
 
-__all__ = ["format_table", "save_overlay_png"]
+__all__ = ["disagreement_centre", "save_overlay_png"]
 
 _PREDICTION_COLOUR = "#ff3b30"  # red
 _REFERENCE_COLOUR = "#30d158"  # green
@@ -38,6 +36,21 @@ def _centre(label: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, ...]
         idx = np.argwhere(label > 0).mean(axis=0)
         return tuple(round(float(v)) for v in idx)
     return tuple(s // 2 for s in shape)
+
+
+def disagreement_centre(pred: np.ndarray, ref: np.ndarray) -> tuple[int, ...] | None:
+    """Per axis, the slice index holding the most voxels where ``pred`` and ``ref`` differ.
+
+    Each axis is chosen on its own (the axial slice with the most disagreement, the coronal one,
+    the sagittal one); None when the two label maps agree everywhere.
+    """
+    differ = np.asarray(pred) != np.asarray(ref)
+    if not differ.any():
+        return None
+    axes = range(differ.ndim)
+    return tuple(
+        int(np.argmax(differ.sum(axis=tuple(a for a in axes if a != axis)))) for axis in axes
+    )
 
 
 def _window(image: np.ndarray) -> tuple[float, float]:
@@ -86,6 +99,7 @@ def save_overlay_png(
     path: str | Path,
     reference: Volume | None = None,
     title: str = "",
+    where: str = "centre",
 ) -> Path:
     """Save a PNG of three orthogonal slices with the segmentation drawn over the image.
 
@@ -94,7 +108,9 @@ def save_overlay_png(
     the prediction is filled and outlined in red, the reference outlined in green. Each panel has
     the physical aspect ratio of its axes. 3-D volumes are shown in LPS order whatever their
     stored axis order (axial: anterior up, patient right on the left; coronal and sagittal:
-    superior up). 2-D volumes give one panel.
+    superior up). 2-D volumes give one panel. ``where="disagreement"`` puts each slice where
+    prediction and reference differ most (:func:`disagreement_centre`), when both are given and
+    differ.
 
     Args:
         image: the image; channel 0 is shown.
@@ -121,6 +137,10 @@ def save_overlay_png(
     ref = None if reference is None else reference.array[0]
     lo, hi = _window(img)
     centre = _centre(pred if pred is not None and np.any(pred > 0) else ref, img.shape)
+    if where == "disagreement" and pred is not None and ref is not None:
+        centre = disagreement_centre(pred, ref) or centre
+    elif where != "centre":
+        raise ValueError(f"where: expected 'centre' or 'disagreement', got {where!r}")
     spacing = image.spacing_zyx  # spacing of the array axes
 
     panels: list[tuple[str, tuple[slice | int, ...], tuple[int, int], bool]]
@@ -169,54 +189,3 @@ def save_overlay_png(
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png")
     return path
-
-
-def _cell(value: object) -> str:
-    """Text of one table cell: floats with 4 decimals, None as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return f"{v:.4f}"
-    return str(value)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-
-
-def format_table(rows: Sequence[Mapping[str, object]], columns: list[str]) -> str:
-    """A plain-text table with aligned columns, for the terminal.
-
-    Numbers are right-aligned (floats with 4 decimals), other values left-aligned; a missing
-    key gives an empty cell. A dashed line separates the header from the rows.
-
-    Example:
-        >>> print(format_table([{"case": "a", "dice": 0.9}], ["case", "dice"]))
-        case    dice
-        ----  ------
-        a     0.9000
-    """
-    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
-    numeric = [
-        bool(rows) and all(_is_number(row.get(col)) or row.get(col) is None for row in rows)
-        for col in columns
-    ]
-    widths = [max([len(col)] + [len(line[n]) for line in cells]) for n, col in enumerate(columns)]
-
-    def join(parts: list[str]) -> str:
-        text = "  ".join(
-            part.rjust(w) if num else part.ljust(w)
-            for part, w, num in zip(parts, widths, numeric, strict=True)
-        )
-        return text.rstrip()
-
-    lines = [join(list(columns)), join(["-" * w for w in widths])]
-    lines.extend(join(line) for line in cells)
-    return "\n".join(lines)
