@@ -385,8 +385,9 @@ class InferConfig:
         threshold: ``None`` takes the argmax of softmax outputs (0.5 for sigmoid ones); one value
             for every foreground class/region or one per class/region thresholds instead.
         keep_largest: label values whose largest connected component alone is kept.
-        precision: ``auto`` (bf16 when the run trained with ``train.runtime.amp: bf16``, else
-            fp32), ``fp32`` or ``bf16`` (autocast).
+        precision: ``auto`` (what the run trained with, ``train.runtime.amp``: bf16 or fp16
+            autocast, else fp32), ``fp32``, ``bf16`` or ``fp16`` (autocast; ``volseg predict
+            --precision``). Validation during training runs bf16 or fp32.
         channels_last: run nets channels-last end to end (faster convolutions on CPU; see
             :func:`volseg.nn.layout.to_channels_last`).
     """
@@ -400,7 +401,7 @@ class InferConfig:
     activation: Literal["auto", "softmax", "sigmoid"] = "auto"
     threshold: tuple[float, ...] | None = None
     keep_largest: tuple[int, ...] = ()
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
 
     def __post_init__(self) -> None:

@@ -67,6 +67,8 @@ def _infer_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["threshold"] = tuple(args.threshold)
     if args.keep_largest is not None:
         overrides["keep_largest"] = tuple(args.keep_largest)
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     return overrides
 
 
@@ -81,11 +83,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_runs(args.model, **overrides)
     else:
         predictor = Predictor.from_run(args.model[0], **overrides)
+    if not args.quiet:
+        amp = predictor.config.train.runtime.amp
+        why = "chosen" if args.precision not in (None, "auto") else f"auto: trained with amp {amp}"
+        print(f"precision: {predictor.precision} ({why})")
     jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
     failures = []
     skipped = 0
     for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
-        if out.exists() and not args.overwrite and len(jobs) > 1:
+        # a 0-byte file is no prediction (an earlier write that failed): redo it
+        if out.is_file() and out.stat().st_size > 0 and not args.overwrite and len(jobs) > 1:
             skipped += 1
             continue
         probs = (
@@ -154,6 +161,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--keep-largest", type=int, nargs="+", help="labels to keep one component of")
     p.add_argument(
         "--probabilities", action="store_true", help="also write CASE_probabilities.npz (float16)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="network precision (default auto: what the run trained with; printed)",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)
