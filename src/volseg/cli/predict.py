@@ -122,9 +122,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from volseg.export import export_run
 
-    result = export_run(args.run_dir, args.output, args.format)
+    result = export_run(args.run_dir, args.output, args.format, check_input=args.check_input)
+    checked = (
+        f"random inputs and {result.real_input}"
+        if result.real_input
+        else "random inputs only (no training case found; --check-input SCAN adds one)"
+    )
     print(
-        f"wrote {result.path} ({result.format}; max abs diff from torch {result.max_abs_diff:.2g})"
+        f"wrote {result.path} ({result.format}; max abs diff from torch "
+        f"{result.max_abs_diff:.2g} on {checked})"
     )
     return 0
 
@@ -174,4 +180,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("run_dir", help="run directory or checkpoint file")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("-o", "--output", required=True, help="output model file")
+    p.add_argument(
+        "--check-input",
+        metavar="SCAN",
+        help="scan to check the export on (default: the run's first training case)",
+    )
     p.set_defaults(func=_cmd_export)
