@@ -10,7 +10,6 @@ it was: nothing added, changed or removed, in the case's folder or in the run it
 from __future__ import annotations
 
 import gzip
-import json
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
