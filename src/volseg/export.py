@@ -10,8 +10,10 @@ alone hides precision losses that real intensities show.
 Instance norm goes to ONNX as axis-by-axis means with a two-pass variance
 (:class:`StagedInstanceNorm`): onnxruntime's ``InstanceNormalization`` (and one ``ReduceMean``
 over all voxels) sums a whole channel (half a million voxels of a head) in float32; see
-``docs/inference.md`` for the measured effect. The run's config, labels and input channel count travel with the model, so
-``volseg predict -m model.onnx`` preprocesses and decodes exactly like the run:
+``docs/inference.md`` for the measured effect.
+
+The run's config, labels and input channel count travel with the model, so ``volseg predict -m
+model.onnx`` preprocesses and decodes exactly like the run:
 
 * ONNX: ``metadata_props`` ``volseg.config`` (JSON), ``volseg.labels``, ``volseg.in_channels``;
 * TorchScript: an extra file ``volseg.json`` inside the archive.
