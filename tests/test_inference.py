@@ -113,7 +113,7 @@ def test_wrong_channel_count_and_dimension_are_clear_errors(tmp_path: Path) -> N
 def test_refuses_to_overwrite_its_input(tmp_path: Path, phantom: tuple[Volume, Volume]) -> None:
     path = write_volume(phantom[0], tmp_path / "scan.nii.gz")
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="overwrite an input"):
+    with pytest.raises(ValueError, match="overwrite the input"):
         Predictor(Threshold(), _config(), [0, 1], 1).predict_file(path, path)
     assert path.read_bytes() == before
 

@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 
+def _positive(key: str, values: tuple[float, ...]) -> None:
+    """Sizes, spacings and counts must be finite and > 0 (NaN fails every comparison)."""
+    if not values or not all(v > 0 and v != float("inf") for v in values):
+        raise ConfigError(f"{key}: every value must be > 0, got {list(values)}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the cases are, what their labels mean, and which of them validate.
@@ -73,6 +79,8 @@ class DataConfig:
     val_fraction: float = 0.2
 
     def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
         if self.channels is not None:
             if not self.channels:
                 raise ConfigError("channels: name at least one channel, or null for all")
@@ -150,6 +158,23 @@ class PreprocessConfig:
     crop_mode: Literal["center", "foreground"] = "center"
     cache_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        _positive("n4_shrink", (self.n4_shrink,))
+        _positive("n4_iterations", self.n4_iterations)
+        if self.target_spacing is not None:
+            _positive("target_spacing", self.target_spacing)
+        if self.crop_size is not None:
+            _positive("crop_size", self.crop_size)
+        if self.anisotropy_threshold is not None and not self.anisotropy_threshold >= 1:
+            raise ConfigError(
+                f"anisotropy_threshold: must be >= 1, got {self.anisotropy_threshold}"
+            )
+        if self.clip_window is not None and not self.clip_window[0] < self.clip_window[1]:
+            raise ConfigError(f"clip_window: needs low < high, got {list(self.clip_window)}")
+        low, high = self.clip_percentiles
+        if not 0 <= low < high <= 100:
+            raise ConfigError(f"clip_percentiles: needs 0 <= low < high <= 100, got {[low, high]}")
+
 
 @dataclass(frozen=True)
 class TransformConfig:
@@ -169,6 +194,10 @@ class TransformConfig:
     p: float = 1.0
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.p <= 1:
+            raise ConfigError(f"p: must be in [0, 1], got {self.p}")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -186,6 +215,10 @@ class AugmentConfig:
 
     transforms: tuple[TransformConfig, ...] = ()
     crops_per_volume: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crops_per_volume < 0:
+            raise ConfigError(f"crops_per_volume: must be >= 0, got {self.crops_per_volume}")
 
 
 @dataclass(frozen=True)
@@ -224,8 +257,14 @@ class OptimizerConfig:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
+        if not self.lr > 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum: must be in [0, 1), got {self.momentum}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip: must be > 0 (or null), got {self.grad_clip}")
 
 
 @dataclass(frozen=True)
@@ -257,6 +296,11 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         if self.step_size < 1:
             raise ConfigError(f"step_size: must be >= 1, got {self.step_size}")
+        if not self.step_gamma > 0 or not self.poly_power >= 0:
+            raise ConfigError(
+                f"step_gamma must be > 0 and poly_power >= 0, got {self.step_gamma}, "
+                f"{self.poly_power}"
+            )
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs: must be >= 0, got {self.warmup_epochs}")
         if self.warmup_end_lr is not None:
@@ -283,6 +327,14 @@ class StoppingConfig:
     min_delta: float = 0.0
     max_minutes: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.patience < 0 or not self.min_delta >= 0:
+            raise ConfigError(
+                f"patience and min_delta: must be >= 0, got {self.patience}, {self.min_delta}"
+            )
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes: must be > 0 (or null), got {self.max_minutes}")
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -304,6 +356,12 @@ class RuntimeConfig:
     threads: int = 0
     num_workers: int = 0
     log_grad_norms: bool = False
+
+    def __post_init__(self) -> None:
+        if self.threads < 0 or self.num_workers < 0:
+            raise ConfigError(
+                f"threads and num_workers: must be >= 0, got {self.threads}, {self.num_workers}"
+            )
 
 
 Monitor = Literal["val_dice", "val_loss", "val_hd95"]
@@ -368,8 +426,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.iterations_per_epoch < 1:
             raise ConfigError("epochs and iterations_per_epoch: must be >= 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
         if not 1 <= len(self.patch_size) <= 3:
             raise ConfigError(f"patch_size: expected 2 or 3 sizes, got {self.patch_size}")
+        _positive("patch_size", self.patch_size)
+        if not 0 <= self.foreground_ratio <= 1:
+            raise ConfigError(f"foreground_ratio: must be in [0, 1], got {self.foreground_ratio}")
+        if not self.metric_eps >= 0:
+            raise ConfigError(f"metric_eps: must be >= 0, got {self.metric_eps}")
 
 
 @dataclass(frozen=True)
@@ -392,8 +457,9 @@ class InferConfig:
         threshold: ``None`` takes the argmax of softmax outputs (0.5 for sigmoid ones); one value
             for every foreground class/region or one per class/region thresholds instead.
         keep_largest: label values whose largest connected component alone is kept.
-        precision: ``auto`` (bf16 when the run trained with ``train.runtime.amp: bf16``, else
-            fp32), ``fp32`` or ``bf16`` (autocast).
+        precision: ``auto`` (what the run trained with, ``train.runtime.amp``: bf16 or fp16
+            autocast, else fp32), ``fp32``, ``bf16`` or ``fp16`` (autocast; ``volseg predict
+            --precision``). Validation during training runs bf16 or fp32.
         channels_last: run nets channels-last end to end (faster convolutions on CPU; see
             :func:`volseg.nn.layout.to_channels_last`).
     """
@@ -407,12 +473,20 @@ class InferConfig:
     activation: Literal["auto", "softmax", "sigmoid"] = "auto"
     threshold: tuple[float, ...] | None = None
     keep_largest: tuple[int, ...] = ()
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:
             raise ConfigError(f"overlap: must be in [0, 1), got {self.overlap}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.window is not None:
+            _positive("window", self.window)
+        if not self.sigma_scale > 0:
+            raise ConfigError(f"sigma_scale: must be > 0, got {self.sigma_scale}")
+        if self.threshold is not None and not all(0 <= t <= 1 for t in self.threshold):
+            raise ConfigError(f"threshold: values must be in [0, 1], got {list(self.threshold)}")
 
 
 @dataclass(frozen=True)
@@ -477,5 +551,8 @@ def load_config(path: str | Path) -> Config:
 
 
 def dump_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    """Write the resolved config as YAML (atomically: see :mod:`volseg._atomic`)."""
+    from volseg._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -2,10 +2,18 @@
 
 ``export_run(run_dir, path, "onnx")`` rebuilds the run's network in eval mode (a VAE branch is
 left out: only the segmentation output is exported), traces it on a random input of the training
-patch size, and compares the exported model's outputs with PyTorch's on that input and on a
-second, larger shape (the spatial axes and the batch axis are dynamic). The run's config, labels
-and input channel count travel with the model, so ``volseg predict -m model.onnx`` preprocesses
-and decodes exactly like the run:
+patch size, and compares the exported model's outputs with PyTorch's on that input, on a second,
+larger shape (the spatial axes and the batch axis are dynamic) and on a real-like input: a scan
+(the run's first training case, or one the user gives) preprocessed like the run. Random input
+alone hides precision losses that real intensities show.
+
+Instance norm goes to ONNX as axis-by-axis means with a two-pass variance
+(:class:`StagedInstanceNorm`): onnxruntime's ``InstanceNormalization`` (and one ``ReduceMean``
+over all voxels) sums a whole channel (half a million voxels of a head) in float32; see
+``docs/inference.md`` for the measured effect.
+
+The run's config, labels and input channel count travel with the model, so ``volseg predict -m
+model.onnx`` preprocesses and decodes exactly like the run:
 
 * ONNX: ``metadata_props`` ``volseg.config`` (JSON), ``volseg.labels``, ``volseg.in_channels``;
 * TorchScript: an extra file ``volseg.json`` inside the archive.
@@ -13,6 +21,8 @@ and decodes exactly like the run:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -23,12 +33,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from volseg._atomic import atomic_path
+from volseg._atomic import atomic_path, check_not_inputs
 from volseg.config import Config, config_from_dict, config_to_dict
 from volseg.nn.network import check_network
-from volseg.training.checkpoint import load_run
+from volseg.nn.sliding_window import pad_to_multiple
+from volseg.training.checkpoint import find_checkpoint, load_run
 
-__all__ = ["ExportResult", "OnnxNetwork", "export_model", "export_run", "load_onnx"]
+__all__ = [
+    "ExportResult",
+    "OnnxNetwork",
+    "StagedInstanceNorm",
+    "export_model",
+    "export_run",
+    "load_onnx",
+]
 
 FORMATS = ("onnx", "torchscript")
 
@@ -41,6 +59,7 @@ class ExportResult:
     format: str
     max_abs_diff: float
     output_scale: float  # largest |output| of PyTorch's model on the check inputs
+    real_input: str | None = None  # the scan the real-like check used, if any
 
 
 class _SegmentationOnly(nn.Module):
@@ -55,6 +74,48 @@ class _SegmentationOnly(nn.Module):
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out
+
+
+class StagedInstanceNorm(nn.Module):
+    """Instance norm as ONNX-friendly means: one spatial axis at a time, variance in two passes.
+
+    The same function as the ``InstanceNorm`` it replaces (statistics of the input, eval mode),
+    but each reduction sums one axis (tens to hundreds of values), so float32 keeps its
+    precision where a single sum over every voxel of a channel does not.
+    """
+
+    def __init__(self, norm: nn.modules.instancenorm._InstanceNorm) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.weight = norm.weight if norm.affine else None
+        self.bias = norm.bias if norm.affine else None
+
+    @staticmethod
+    def _mean(x: torch.Tensor) -> torch.Tensor:
+        for axis in range(x.ndim - 1, 1, -1):
+            x = x.mean(dim=axis, keepdim=True)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - self._mean(x)
+        y = centred / torch.sqrt(self._mean(centred * centred) + self.eps)
+        if self.weight is not None and self.bias is not None:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y
+
+
+def _staged_norms(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every input-statistics instance norm staged (ONNX export)."""
+    model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if (
+                isinstance(child, nn.modules.instancenorm._InstanceNorm)
+                and not child.track_running_stats
+            ):
+                setattr(module, name, StagedInstanceNorm(child))
+    return model
 
 
 class OnnxNetwork(nn.Module):
@@ -109,12 +170,15 @@ def export_model(
     shapes: list[tuple[int, ...]],
     metadata: dict[str, str] | None = None,
     tolerance: float = 1e-4,
+    real: torch.Tensor | None = None,
 ) -> ExportResult:
     """Export ``model`` (eval mode, segmentation output only) and check it on ``shapes``.
 
     Args:
         fmt: ``onnx`` or ``torchscript``.
         shapes: input shapes ``(B, C, *spatial)``; the first traces, all are checked.
+        real: a real-like input ``(1, C, *spatial)`` (spatial sizes multiples of the net's
+            divisor), checked as well.
         metadata: strings stored with the model (ONNX metadata props / TorchScript extra file).
         tolerance: largest allowed absolute difference from PyTorch's outputs while those are at
             most 1 in magnitude; larger outputs scale it by their largest magnitude (float32
@@ -130,6 +194,8 @@ def export_model(
     net = _SegmentationOnly(model).eval()
     generator = torch.Generator().manual_seed(0)
     inputs = [torch.randn(shape, generator=generator) for shape in shapes]
+    if real is not None:
+        inputs.append(real.float())
     with torch.no_grad():
         expected = [net(x).numpy() for x in inputs]
     scale = max(float(np.abs(e).max()) for e in expected)
@@ -149,7 +215,7 @@ def export_model(
             with torch.no_grad():
                 got = [loaded(x).numpy() for x in inputs]
         else:
-            _export_onnx(net, inputs[0], tmp, metadata or {})
+            _export_onnx(_staged_norms(net).eval(), inputs[0], tmp, metadata or {})
             runner = OnnxNetwork(tmp, len(shapes[0]) - 2)
             got = [runner(x).numpy() for x in inputs]
         diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
@@ -185,20 +251,60 @@ def _export_onnx(
     onnx.save(proto, str(path))
 
 
+def _real_input(
+    config: Config, scan: str | Path | None, divisor: int, dims: int
+) -> tuple[torch.Tensor, str] | None:
+    """A scan preprocessed like the run and padded to the divisor: ``scan`` if given, else the
+    run's first training case if it can still be found; ``None`` when there is none."""
+    from volseg.data.layouts import LayoutError, find_cases
+    from volseg.data.preprocessing import preprocess
+    from volseg.io import read_volume
+
+    if scan is None:
+        try:
+            cases = find_cases(config.data.root, config.data.layout, config.data.channels).cases
+        except (LayoutError, OSError):
+            return None
+        if not cases or not all(Path(p).is_file() for p in cases[0].images):
+            return None
+        files: list[Path] = list(cases[0].images)
+    else:
+        files = [Path(scan)]
+    work, _, _ = preprocess(read_volume(files), config.preprocess)
+    x = torch.from_numpy(np.ascontiguousarray(work.array, dtype=np.float32))
+    if dims == 2 and x.ndim == 4:  # a 2-D net: the middle slice
+        x = x[:, x.shape[1] // 2]
+    padded, _ = pad_to_multiple(x[None], divisor)
+    return padded, ";".join(str(f) for f in files)
+
+
 def export_run(
-    run_dir: str | Path, path: str | Path, fmt: str = "onnx", tolerance: float = 1e-4
+    run_dir: str | Path,
+    path: str | Path,
+    fmt: str = "onnx",
+    tolerance: float = 1e-4,
+    check_input: str | Path | None = None,
 ) -> ExportResult:
-    """Export a run directory's (or checkpoint file's) network; see :func:`export_model`."""
+    """Export a run directory's (or checkpoint file's) network; see :func:`export_model`.
+
+    ``check_input``: a scan for the real-like check (default: the run's first training case,
+    skipped when it cannot be found). The output may not be the checkpoint or that scan.
+    """
+    check_not_inputs([path], [find_checkpoint(run_dir), *([check_input] if check_input else [])])
     run = load_run(run_dir)
     model = run.model.eval()
     network = check_network(model)
     divisor = network.divisor
     shapes = _example_shapes(run.config, run.in_channels, divisor)
+    real = _real_input(run.config, check_input, divisor, network.spatial_dims)
     config = config_to_dict(run.config)
     metadata = _metadata(config, run.labels, run.in_channels)
     metadata["volseg.divisor"] = str(divisor)
     metadata["volseg.spatial_dims"] = str(network.spatial_dims)
-    return export_model(model, path, fmt, shapes, metadata, tolerance)
+    result = export_model(
+        model, path, fmt, shapes, metadata, tolerance, None if real is None else real[0]
+    )
+    return dataclasses.replace(result, real_input=None if real is None else real[1])
 
 
 def load_onnx(path: str | Path) -> tuple[OnnxNetwork, Config, list[int], int]:

@@ -18,7 +18,7 @@ the source grid (see ``docs/inference.md`` for a measured 512x512x300 case).
 from __future__ import annotations
 
 import dataclasses
-import os
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,18 +26,52 @@ import numpy as np
 import torch
 from torch import nn
 
-from volseg._atomic import atomic_path
+from volseg._atomic import atomic_path, check_not_inputs
 from volseg.config import Config, InferConfig
 from volseg.data.preprocessing import preprocess, restore
 from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.layout import to_channels_last
 from volseg.nn.network import check_network
-from volseg.nn.sliding_window import infer_bf16, predict_logits, runs_on
+from volseg.nn.sliding_window import predict_logits, runs_on
 from volseg.regions import get_regions
 from volseg.training.checkpoint import load_run
 
-__all__ = ["Predictor", "entropy_map", "uncertainty_score", "write_probabilities"]
+__all__ = [
+    "PRECISIONS",
+    "Predictor",
+    "entropy_map",
+    "resolve_precision",
+    "uncertainty_score",
+    "write_probabilities",
+]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, train_amp: str) -> str:
+    """``fp32``, ``bf16`` or ``fp16``; ``auto`` is what the run trained with (train.runtime.amp)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return train_amp if train_amp in ("bf16", "fp16") else "fp32"
+
+
+class _Autocast(nn.Module):
+    """Runs ``model`` under fp16 autocast and hands float32 outputs on (``--precision fp16``)."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        device = next(iter(self.model.parameters()), x).device.type
+        with torch.autocast(device, dtype=self.dtype):
+            out = self.model(x)
+        if isinstance(out, (tuple, list)):
+            return tuple(o.float() for o in out)
+        return out.float()
 
 
 def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) -> Path:
@@ -50,7 +84,13 @@ def write_probabilities(probs: Volume, path: str | Path, labels: Sequence[int]) 
     path = Path(path)
     if not path.name.endswith(".npz"):
         return write_volume(probs.with_array(probs.array.astype(np.float32)), path)
-    with atomic_path(path, ".npz") as tmp:
+
+    def verify(tmp: Path) -> None:
+        with np.load(tmp) as data:
+            if data["probabilities"].shape != probs.array.shape:
+                raise OSError(errno.EIO, "the file read back differs from what was written")
+
+    with atomic_path(path, ".npz", verify) as tmp:
         np.savez_compressed(
             tmp,
             probabilities=probs.array.astype(np.float16),
@@ -126,7 +166,11 @@ class Predictor:
         self.in_channels = in_channels
         self.regions = get_regions(config.data.regions) if config.data.regions else None
         self.activation = resolve_activation(config.infer.activation, self.regions)
-        self.bf16 = infer_bf16(config.infer, config.train.runtime.amp)
+        onnx = any(type(m).__name__ == "OnnxNetwork" for m in models)
+        self.precision = (
+            "fp32" if onnx else resolve_precision(config.infer.precision, config.train.runtime.amp)
+        )
+        self.bf16 = self.precision == "bf16"
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **infer_overrides: object) -> Predictor:
@@ -198,7 +242,7 @@ class Predictor:
         total: torch.Tensor | None = None
         for model in self.models:
             logits = predict_logits(
-                model,
+                _Autocast(model, torch.float16) if self.precision == "fp16" else model,
                 x,
                 self.config.infer,
                 model_dims=self.spatial_dims,
@@ -241,7 +285,8 @@ class Predictor:
         probabilities: str | Path | None = None,
         uncertainty: str | Path | None = None,
     ) -> Path:
-        """Predict and write atomically; refuses to overwrite one of the inputs.
+        """Predict and write atomically; refuses to overwrite one of the inputs (resolved
+        through symlinks and hard links, before anything is read).
 
         Args:
             probabilities: also write the probability maps here (``.npz``: float16, see
@@ -251,9 +296,7 @@ class Predictor:
         inputs = [image] if isinstance(image, (str, Path)) else list(image)
         targets = [Path(output)] + ([Path(probabilities)] if probabilities else [])
         targets += [Path(uncertainty)] if uncertainty else []
-        for out in targets:
-            if any(os.path.abspath(p) == os.path.abspath(out) for p in inputs):
-                raise ValueError(f"{out}: output would overwrite an input file")
+        check_not_inputs(targets, inputs)
         volume = read_volume(image)
         probs = self.predict_probabilities(volume)
         label = self.labels_from_probabilities(probs)

@@ -67,6 +67,8 @@ def _infer_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["threshold"] = tuple(args.threshold)
     if args.keep_largest is not None:
         overrides["keep_largest"] = tuple(args.keep_largest)
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     return overrides
 
 
@@ -81,12 +83,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_runs(args.model, **overrides)
     else:
         predictor = Predictor.from_run(args.model[0], **overrides)
+    if not args.quiet:
+        amp = predictor.config.train.runtime.amp
+        why = "chosen" if args.precision not in (None, "auto") else f"auto: trained with amp {amp}"
+        print(f"precision: {predictor.precision} ({why})")
     jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
     failures = []
     skipped = 0
     scores: dict[str, float] = {}
     for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
-        if out.exists() and not args.overwrite and len(jobs) > 1:
+        # a 0-byte file is no prediction (an earlier write that failed): redo it
+        if out.is_file() and out.stat().st_size > 0 and not args.overwrite and len(jobs) > 1:
             skipped += 1
             continue
         probs = (
@@ -148,9 +155,15 @@ def _write_uncertainty_scores(scores: dict[str, float], path: Path) -> Path:
 def _cmd_export(args: argparse.Namespace) -> int:
     from volseg.export import export_run
 
-    result = export_run(args.run_dir, args.output, args.format)
+    result = export_run(args.run_dir, args.output, args.format, check_input=args.check_input)
+    checked = (
+        f"random inputs and {result.real_input}"
+        if result.real_input
+        else "random inputs only (no training case found; --check-input SCAN adds one)"
+    )
     print(
-        f"wrote {result.path} ({result.format}; max abs diff from torch {result.max_abs_diff:.2g})"
+        f"wrote {result.path} ({result.format}; max abs diff from torch "
+        f"{result.max_abs_diff:.2g} on {checked})"
     )
     return 0
 
@@ -194,6 +207,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also write uncertainty/CASE (voxel-wise entropy, 0-1) and uncertainty/scores.csv "
         "(mean entropy over the predicted foreground; volseg report shows it)",
     )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="network precision (default auto: what the run trained with; printed)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
@@ -201,4 +219,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("run_dir", help="run directory or checkpoint file")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("-o", "--output", required=True, help="output model file")
+    p.add_argument(
+        "--check-input",
+        metavar="SCAN",
+        help="scan to check the export on (default: the run's first training case)",
+    )
     p.set_defaults(func=_cmd_export)

@@ -15,6 +15,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import subprocess
 
     from volseg.config import load_config
+    from volseg.training.checkpoint import resume_config
     from volseg.training.distributed import launched_by_torchrun, torchrun_command
     from volseg.training.trainer import train
 
@@ -31,8 +32,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.config:
             raise UsageError("give either CONFIG or --resume RUN_DIR, not both")
         run_dir = Path(args.resume)
-        config = load_config(run_dir / "config.yaml")
-        config = dataclasses.replace(config, run_dir=str(run_dir))
+        config = dataclasses.replace(resume_config(run_dir), run_dir=str(run_dir))
     elif args.config:
         config = load_config(args.config)
     else:

@@ -119,7 +119,7 @@ def _read(path: Path, problems: list[Problem]) -> Volume | None:
         problems.append(Problem(path, "file not found"))
         return None
     try:
-        return read_volume(path)
+        return read_volume(path, finite=False)  # NaN/Inf are reported by _check_finite
     except VolumeReadError as err:
         message = str(err)
         prefix = f"{path}: "

@@ -40,7 +40,7 @@ from volseg.data.transforms import (
     params_from_dict,
     params_to_dict,
 )
-from volseg.io import Volume, VolumeReadError, read_volume
+from volseg.io import Volume, VolumeReadError, read_label, read_volume
 
 __all__ = [
     "LoadedCase",
@@ -84,7 +84,7 @@ def _read_and_preprocess(
     image = read_volume(list(case.images))
     if case.label is None:
         raise VolumeReadError(f"case {case.case_id}: no label map")
-    label = read_volume(case.label)
+    label = read_label(case.label)  # float maps with fractional values are refused
     diff = image.grid_difference(label)
     if diff:
         raise VolumeReadError(f"{case.label}: grid differs from {case.images[0]} ({diff})")

@@ -37,6 +37,7 @@ __all__ = [
     "load_checkpoint",
     "load_run",
     "restore_rng_state",
+    "resume_config",
     "run_finished",
     "save_checkpoint",
 ]
@@ -211,6 +212,47 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     model = build_model(config, checkpoint.in_channels, len(checkpoint.labels))
     model.load_state_dict(checkpoint.model)
     return LoadedRun(model, config, list(checkpoint.labels), checkpoint.in_channels, path)
+
+
+def _differences(a: Any, b: Any, key: str = "") -> list[str]:
+    """Dotted keys where two plain configs differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        found = []
+        for k in sorted(set(a) | set(b), key=str):
+            found += _differences(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+        return found
+    return [] if a == b else [f"{key} ({b!r} in config.yaml, {a!r} in the checkpoint)"]
+
+
+def resume_config(run_dir: str | Path) -> Config:
+    """The config to resume ``run_dir`` with: the one stored in ``checkpoint_last.pt``.
+
+    The checkpoint is the one source of truth for a run's config (``predict`` and ``export``
+    read it too); ``RUN/config.yaml`` is a copy. An edited copy would be silently ignored by
+    one command and used by another, so a difference is an error naming the keys (``run_dir``
+    aside: a moved run resumes where it now is). Nothing is written.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint_last.pt"
+    checkpoint = load_checkpoint(path)
+    try:
+        config = checkpoint.run_config()
+    except ValueError as err:
+        raise CheckpointError(f"{path}: config not readable ({err})") from None
+    copy = run_dir / "config.yaml"
+    if copy.is_file():
+        from volseg.config import config_to_dict, load_config
+
+        mine = config_to_dict(dataclasses.replace(config, run_dir=""))
+        theirs = config_to_dict(dataclasses.replace(load_config(copy), run_dir=""))
+        diff = _differences(mine, theirs)
+        if diff:
+            raise CheckpointError(
+                f"{copy}: differs from the config in {path.name} at {'; '.join(diff[:3])}; "
+                "the checkpoint's config is the run's (restore config.yaml, or train a new run; "
+                "--epochs extends a run)"
+            )
+    return config
 
 
 def capture_rng_state() -> RngState:

@@ -173,9 +173,6 @@ def train(
         val_loaded = _load_cases(val_cases, config, labels, channels)
 
         run_dir = Path(config.run_dir)
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            dump_config(config, run_dir / "config.yaml")
         optimizer = build_optimizer(train_cfg.optimizer, list(model.parameters()))
         state = TrainState(
             config=config,
@@ -191,6 +188,10 @@ def train(
         )
         if resume:
             _resume(state, run_dir / "checkpoint_last.pt")
+        # nothing is written before the whole setup (and a resumed checkpoint) has succeeded
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(config, run_dir / "config.yaml")
         return _run(state, hooks, train_loaded, val_loaded, loss_fn, device, progress, start_time)
     finally:
         if state is not None:

@@ -10,7 +10,8 @@ order (:meth:`Dataset.select_channels`, the same for every layout).
 The layouts, in auto-detection order (:func:`list_layouts`), with their ``rank``:
 
 * 10 ``msd``: a folder with ``dataset.json`` (MSD / nnU-Net v1 and v2; :mod:`.msd`);
-* 20 ``manifest``: a ``.csv`` or ``.json`` file listing each case's files (:mod:`.manifest`);
+* 20 ``manifest``: a ``.csv`` or ``.json`` file listing each case's files, or a folder holding a
+  ``manifest.csv``/``manifest.json`` (:mod:`.manifest`);
 * 30 ``promise12``: ``CaseNN.mhd`` (+ ``CaseNN_segmentation.mhd``) files (:mod:`.promise12`);
 * 40 ``brats``: case folders of ``<case>_t1/_t1ce/_t2/_flair/_seg`` files, or BraTS 2023+'s
   ``<case>-t1n/-t1c/-t2w/-t2f/-seg`` (:mod:`.brats`);

@@ -25,22 +25,23 @@ _Parsed = tuple[list[Case], tuple[str, ...], tuple[int, ...] | None]
 
 @register_layout
 class ManifestLayout(Layout):
-    """A manifest file: recognised by a ``.csv`` or ``.json`` file given as the root.
-
-    ``find`` also takes a folder holding exactly one ``manifest.csv`` or ``manifest.json``
-    (named explicitly: auto-detection does not look inside folders for a manifest).
+    """A manifest file: recognised by a ``.csv`` or ``.json`` file given as the root, or by a
+    folder holding a ``manifest.csv`` or ``manifest.json`` (``volseg check DIR`` must not list
+    the folder's images and ignore the manifest that says what the cases are).
     """
 
     name = "manifest"
     rank = 20
 
     def detect(self, path: Path) -> bool:
+        if path.is_dir():
+            return bool(_manifests_in(path))
         return path.is_file() and path.suffix.lower() in (".csv", ".json")
 
     def find(self, root: Path) -> Dataset:
         path = root
         if root.is_dir():
-            found = [root / n for n in ("manifest.csv", "manifest.json") if (root / n).is_file()]
+            found = _manifests_in(root)
             if len(found) != 1:
                 raise LayoutError(
                     f"{root}: the manifest layout needs a .csv/.json file "
@@ -55,6 +56,10 @@ class ManifestLayout(Layout):
         else:
             raise LayoutError(f"{path}: a manifest must be a .csv or .json file")
         return Dataset(path, self.name, sorted_unique(cases, path), names, labels)
+
+
+def _manifests_in(folder: Path) -> list[Path]:
+    return [folder / n for n in ("manifest.csv", "manifest.json") if (folder / n).is_file()]
 
 
 def _read_csv(path: Path) -> _Parsed:
