@@ -323,7 +323,7 @@ class SegResNetVAE(nn.Module):
         encoded = skips.pop()
         h = encoded
         for up, level in zip(self.up, self.decoder, strict=True):
-            h = level(up(h) + skips.pop())
+            h = level(up(h).add_(skips.pop()))  # in place: the up-step's backward keeps no output
         logits: torch.Tensor = self.head(h)
         if self.training and self.vae is not None:
             reconstruction, mu, logvar = self.vae(encoded)
