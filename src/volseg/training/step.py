@@ -63,7 +63,7 @@ def compiled(model: nn.Module) -> Callable[..., Any]:
     if cached is None:
         cached = torch.compile(model)
         object.__setattr__(model, "_volseg_compiled", cached)  # not a registered submodule
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 @torch.no_grad()

@@ -62,7 +62,7 @@ def _group_sum(values: torch.Tensor, groups: int) -> torch.Tensor:
 
 class _GroupNormReLU(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         weight: torch.Tensor,
@@ -96,7 +96,7 @@ class _GroupNormReLU(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, out, weight, mean, rstd = ctx.saved_tensors
         groups = ctx.groups
         layout = _CHANNELS_LAST[x.ndim]
