@@ -287,6 +287,11 @@ class SegResNetVAE(nn.Module):
             )
         if init == "he":
             init_he(self, act, glorot=[self.head])
+        if self.channels_last:  # the weights too: a channels-last input alone does not keep the
+            with torch.no_grad():  # convolutions' outputs channels-last
+                for p in self.parameters():
+                    if p.ndim == 5:
+                        p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``x`` is ``(B, in_channels, *S)``, ``S % divisor == 0``
