@@ -3,7 +3,7 @@
 1. ``RandomBSplineDeformation(grid=2, sigma_voxels=5)`` (registered as ``bspline``) against
    TorchIO's ``RandomElasticDeformation(num_control_points=5)`` (the same 5x5x5 control grid,
    i.e. a mesh of 2 cells), image (linear) + label (nearest), on 128x128x64 and 160x192x160
-   volumes. Target: volseg >= 10x faster.
+   volumes. Target: volseg >= 20x faster (issue 14).
 2. The training loader (:class:`volseg.data.sampling.PatchDataset` with the V-Net recipe from the
    registry: ``flip``, ``bspline``, ``histogram_matching``) producing one 128x128x64 sample,
    against one V-Net training step (forward + backward + SGD) on it. Target: loading < 10% of

@@ -12,12 +12,18 @@ sides under bf16 autocast). Two cases, one process, interleaved:
 
 Prints median seconds per step, samples/s and volseg / MONAI throughput. Warning: a step of the
 full-size V-Net takes tens of seconds on 2 CPU cores; this script takes minutes.
+
+``--only vnet|vae`` runs one case. ``--compile`` adds a row for the U-Net+VAE trained with
+``train.compile: true`` (``torch.compile``): the first step's time (compilation included) is
+printed apart, the row itself times the steps after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,6 +101,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="half-size volumes")
     parser.add_argument("--amp", choices=("none", "bf16"), default="none")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--only", choices=("vnet", "vae"))
+    parser.add_argument("--compile", action="store_true", help="also time train.compile: true")
     args = parser.parse_args()
     from monai.networks.nets import SegResNetVAE as MonaiSegResNetVAE
     from monai.networks.nets import VNet as MonaiVNet
@@ -105,61 +113,76 @@ def main() -> None:
     amp = args.amp == "bf16"
     rows: list[tuple[str, int, Timing, Timing]] = []
 
-    # V-Net 128x128x64 (z, y, x = 64, 128, 128), batch 2
-    shape = (64 // f, 128 // f, 128 // f)
-    image = torch.randn(2, 1, *shape)
-    target = (torch.rand(2, 1, *shape) > 0.7).long()
-    dice = create_loss("vnet_dice")
-    train = TrainConfig(
-        optimizer=OptimizerConfig("sgd", lr=1e-4, momentum=0.99),
-        runtime=RuntimeConfig(amp=args.amp),
-    )
-    ours = volseg_step(
-        create_model("vnet", in_channels=1, out_channels=2), dice, train, image, target
-    )
-    peer = MonaiVNet(spatial_dims=3, in_channels=1, out_channels=2)
-    peer_opt = torch.optim.SGD(peer.parameters(), lr=1e-4, momentum=0.99)
-    theirs = plain_step(peer, lambda out: dice(_float(out), target).total, peer_opt, image, amp)
-    t_ours = time_call(ours, args.repeat)
-    rows.append(
-        (
-            f"V-Net 1x{shape[2]}x{shape[1]}x{shape[0]}, batch 2",
-            2,
-            t_ours,
-            time_call(theirs, args.repeat),
+    if args.only in (None, "vnet"):
+        # V-Net 128x128x64 (z, y, x = 64, 128, 128), batch 2
+        shape = (64 // f, 128 // f, 128 // f)
+        image = torch.randn(2, 1, *shape)
+        target = (torch.rand(2, 1, *shape) > 0.7).long()
+        dice = create_loss("vnet_dice")
+        train = TrainConfig(
+            optimizer=OptimizerConfig("sgd", lr=1e-4, momentum=0.99),
+            runtime=RuntimeConfig(amp=args.amp),
         )
-    )
-    del ours, theirs, peer, peer_opt
+        ours = volseg_step(
+            create_model("vnet", in_channels=1, out_channels=2), dice, train, image, target
+        )
+        peer = MonaiVNet(spatial_dims=3, in_channels=1, out_channels=2)
+        peer_opt = torch.optim.SGD(peer.parameters(), lr=1e-4, momentum=0.99)
+        theirs = plain_step(peer, lambda out: dice(_float(out), target).total, peer_opt, image, amp)
+        t_ours = time_call(ours, args.repeat)
+        rows.append(
+            (
+                f"V-Net 1x{shape[2]}x{shape[1]}x{shape[0]}, batch 2",
+                2,
+                t_ours,
+                time_call(theirs, args.repeat),
+            )
+        )
+        del ours, theirs, peer, peer_opt
 
-    # Myronenko U-Net + VAE, 4 x 128^3, batch 1
-    side = 128 // f
-    image = torch.randn(1, 4, side, side, side)
-    regions = (torch.rand(1, 3, side, side, side) > 0.8).float()
-    vae_loss = create_loss("vae")
-    train = TrainConfig(
-        optimizer=OptimizerConfig("adam", lr=1e-4, weight_decay=1e-5),
-        runtime=RuntimeConfig(amp=args.amp),
-    )
-    model = create_model("segresnet_vae", in_channels=4, out_channels=3, vae_input_size=side)
-    ours = volseg_step(model, vae_loss, train, image, regions)
-    peer = MonaiSegResNetVAE(
-        input_image_size=(side, side, side),
-        in_channels=4,
-        out_channels=3,
-        init_filters=32,
-        vae_nz=128,
-        dropout_prob=0.2,
-    )
-    soft_dice = create_loss("soft_dice")
-    peer_opt = torch.optim.Adam(peer.parameters(), lr=1e-4, weight_decay=1e-5)
+    if args.only in (None, "vae"):
+        # Myronenko U-Net + VAE, 4 x 128^3, batch 1
+        side = 128 // f
+        image = torch.randn(1, 4, side, side, side)
+        regions = (torch.rand(1, 3, side, side, side) > 0.8).float()
+        vae_loss = create_loss("vae")
+        train = TrainConfig(
+            optimizer=OptimizerConfig("adam", lr=1e-4, weight_decay=1e-5),
+            runtime=RuntimeConfig(amp=args.amp),
+        )
+        model = create_model("segresnet_vae", in_channels=4, out_channels=3, vae_input_size=side)
+        ours = volseg_step(model, vae_loss, train, image, regions)
+        peer = MonaiSegResNetVAE(
+            input_image_size=(side, side, side),
+            in_channels=4,
+            out_channels=3,
+            init_filters=32,
+            vae_nz=128,
+            dropout_prob=0.2,
+        )
+        soft_dice = create_loss("soft_dice")
+        peer_opt = torch.optim.Adam(peer.parameters(), lr=1e-4, weight_decay=1e-5)
 
-    def peer_loss(out: object) -> torch.Tensor:
-        seg, vae_term = out  # type: ignore[misc]
-        return soft_dice(_float(seg), regions).total + vae_term
+        def peer_loss(out: object) -> torch.Tensor:
+            seg, vae_term = out  # type: ignore[misc]
+            return soft_dice(_float(seg), regions).total + vae_term
 
-    theirs = plain_step(peer, peer_loss, peer_opt, image, amp)
-    t_ours = time_call(ours, args.repeat)
-    rows.append((f"U-Net+VAE 4x{side}^3, batch 1", 1, t_ours, time_call(theirs, args.repeat)))
+        theirs = plain_step(peer, peer_loss, peer_opt, image, amp)
+        t_ours = time_call(ours, args.repeat)
+        rows.append((f"U-Net+VAE 4x{side}^3, batch 1", 1, t_ours, time_call(theirs, args.repeat)))
+
+        if args.compile:
+            fast = create_model("segresnet_vae", in_channels=4, out_channels=3, vae_input_size=side)
+            fast.load_state_dict(model.state_dict())
+            compiled_train = dataclasses.replace(train, compile=True)
+            step = volseg_step(fast, vae_loss, compiled_train, image, regions)
+            start = time.perf_counter()
+            step()
+            print(
+                f"train.compile: true, first step (compiles): {time.perf_counter() - start:.1f} s"
+            )
+            label = f"U-Net+VAE {side}^3 compiled/eager"  # the ratio against eager volseg
+            rows.append((label, 1, time_call(step, args.repeat), t_ours))
 
     print(f"torch {torch.__version__}, {threads} threads, amp {args.amp}, repeat {args.repeat}")
     print(

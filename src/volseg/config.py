@@ -406,6 +406,8 @@ class TrainConfig:
             ``[dice, precision, recall, accuracy]``).
         metric_eps: Adeniji's smoothing eps of Dice, precision and recall (Eqs. 6, 8, 9; the
             paper uses 1) in validation and the training-batch Dice; 0 = the exact ratios.
+        compile: train through ``torch.compile(model)`` (compiled on the first step; see
+            ``docs/training.md`` for when it pays).
         optimizer, schedule, stopping, runtime: see their classes.
     """
 
@@ -418,6 +420,7 @@ class TrainConfig:
     monitor: Monitor = "val_dice"
     val_metrics: tuple[MetricName, ...] = ("dice",)
     metric_eps: float = 0.0
+    compile: bool = False
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)

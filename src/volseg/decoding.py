@@ -7,7 +7,7 @@ decodes exactly as :class:`volseg.inference.Predictor` does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -18,6 +18,7 @@ from volseg.regions import Region, paint_labels, regions_to_labels
 
 __all__ = [
     "Activation",
+    "decode_label_slabs",
     "decode_labels",
     "keep_largest_component",
     "probabilities",
@@ -39,9 +40,19 @@ def resolve_activation(activation: str, regions: Sequence[Region] | None) -> Act
 def probabilities(logits: torch.Tensor, activation: Activation) -> torch.Tensor:
     """Softmax over the channel axis (0) of ``(K, *S)`` logits, or a sigmoid per channel.
 
-    Consumes ``logits``: the sigmoid is taken in place, so a full-size volume is not doubled.
+    Consumes ``logits``: both are taken in place (the softmax slab by slab along the first
+    spatial axis, each voxel's as in ``logits.softmax(0)``), so a full-size volume is not
+    doubled.
     """
-    return logits.softmax(0) if activation == "softmax" else logits.sigmoid_()
+    if activation == "sigmoid":
+        return logits.sigmoid_()
+    if logits.ndim < 2:
+        return logits.softmax(0)
+    rows = _rows(tuple(logits.shape))
+    for start in range(0, logits.shape[1], rows):
+        part = logits[:, start : start + rows]
+        part.copy_(part.softmax(0))
+    return logits
 
 
 def _thresholds(threshold: Sequence[float] | None, count: int, default: float) -> list[float]:
@@ -57,6 +68,17 @@ def _thresholds(threshold: Sequence[float] | None, count: int, default: float) -
 
 # voxels decoded at a time: bounds the int64 index temporaries of arg-max and lookup
 _DECODE_VOXELS = 1 << 22
+
+
+def _rows(shape: tuple[int, ...]) -> int:
+    """Rows of the first spatial axis of ``(K, *S)`` per slab of about ``_DECODE_VOXELS``."""
+    return max(1, _DECODE_VOXELS // max(1, math.prod(shape[2:])))
+
+
+def _label_dtype(labels: Sequence[int], regions: Sequence[Region] | None) -> type[np.integer]:
+    values = [*labels, *(paint_labels(regions) if regions else ())]
+    top, bottom = max(values, default=0), min(values, default=0)
+    return np.int32 if bottom < 0 or top >= 65536 else np.uint16 if top >= 256 else np.uint8
 
 
 def decode_labels(
@@ -77,14 +99,39 @@ def decode_labels(
     The map is ``uint8`` when every label value it can hold fits (else ``uint16`` or ``int32``);
     it is decoded in slabs along the first axis, so temporaries stay small.
     """
-    values = [*labels, *(paint_labels(regions) if regions else ())]
-    top, bottom = max(values, default=0), min(values, default=0)
-    dtype = np.int32 if bottom < 0 or top >= 65536 else np.uint16 if top >= 256 else np.uint8
-    out = np.empty(probs.shape[1:], dtype)
-    rows = max(1, _DECODE_VOXELS // max(1, math.prod(probs.shape[2:])))
-    for start in range(0, probs.shape[1], rows):
-        part = probs[:, start : start + rows]
-        out[start : start + rows] = _decode(part, labels, activation, threshold, regions)
+    return decode_label_slabs(
+        probs.shape[1:],
+        lambda start, stop: probs[:, start:stop],
+        labels,
+        activation,
+        threshold,
+        regions,
+        rows=_rows(probs.shape),
+    )
+
+
+def decode_label_slabs(
+    shape: Sequence[int],
+    read: Callable[[int, int], np.ndarray],
+    labels: Sequence[int],
+    activation: Activation,
+    threshold: Sequence[float] | None = None,
+    regions: Sequence[Region] | None = None,
+    rows: int | None = None,
+) -> np.ndarray:
+    """:func:`decode_labels` of probabilities that are read a slab at a time.
+
+    ``read(start, stop)`` returns the ``(K, stop - start, *shape[1:])`` probabilities of rows
+    ``start:stop`` of the first axis (e.g. restored onto the source grid just then), so the
+    whole ``(K, *shape)`` array never exists. ``rows``: rows per slab (default: about
+    4 M voxels).
+    """
+    shape = tuple(int(n) for n in shape)
+    out = np.empty(shape, _label_dtype(labels, regions))
+    step = rows if rows is not None else _rows((1, *shape))
+    for start in range(0, shape[0], step):
+        stop = min(start + step, shape[0])
+        out[start:stop] = _decode(read(start, stop), labels, activation, threshold, regions)
     return out
 
 

@@ -11,8 +11,10 @@ reorientation, resampling and cropping in physical space), and decodes a label m
 scan's size, spacing, origin and direction and the training label values.
 
 Memory: the network sees one batch of windows at a time; the full-size buffers are the image,
-the output ``(K, *spatial)`` and one weight map on the working grid, then the probabilities on
-the source grid (see ``docs/inference.md`` for a measured 512x512x300 case).
+the output ``(K, *spatial)`` and one weight map on the working grid (the activation is taken in
+place); ``predict`` then restores and decodes a slab of source rows at a time, so the
+probabilities on the source grid never exist whole (see ``docs/inference.md`` for a measured
+512x512x300 case).
 """
 
 from __future__ import annotations
@@ -28,8 +30,15 @@ from torch import nn
 
 from volseg._atomic import atomic_path, check_not_inputs
 from volseg.config import Config, InferConfig
-from volseg.data.preprocessing import preprocess, restore
-from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
+from volseg.data.preprocessing import Grid, PreprocessRecord, preprocess, restore
+from volseg.data.preprocessing.slabs import restore_rows
+from volseg.decoding import (
+    decode_label_slabs,
+    decode_labels,
+    keep_largest_component,
+    probabilities,
+    resolve_activation,
+)
 from volseg.io import Volume, VolumeReadError, read_volume, write_volume
 from volseg.nn.layout import to_channels_last
 from volseg.nn.network import check_network
@@ -236,9 +245,15 @@ class Predictor:
         ``K`` is the number of classes (softmax) or regions (sigmoid). Ensemble members and
         mirrored passes are averaged; overlapping windows are blended before the activation.
         """
+        placed, record = self._working_probabilities(image)
+        return restore(placed, record, "linear", self._fill(placed.channels))
+
+    def _working_probabilities(self, image: Volume) -> tuple[Volume, PreprocessRecord]:
+        """Probabilities on the working grid and the record that restores them."""
         self._check(image)
         work, _, record = preprocess(image, self.config.preprocess)
         x = torch.from_numpy(work.array)
+        del work  # x holds the array; nothing else needs it after the window pass
         total: torch.Tensor | None = None
         for model in self.models:
             logits = predict_logits(
@@ -259,7 +274,30 @@ class Predictor:
         placed = Volume(
             total.numpy(), record.grid.spacing, record.grid.origin, record.grid.direction
         )
-        return restore(placed, record, "linear", self._fill(total.shape[0]))
+        return placed, record
+
+    def _predict_label(self, image: Volume) -> Volume:
+        """:meth:`labels_from_probabilities` of :meth:`predict_probabilities`, restored and
+        decoded a slab of source rows at a time (the source-grid probabilities never whole)."""
+        label, source = self._decode_on_source(*self._working_probabilities(image))
+        infer: InferConfig = self.config.infer
+        if infer.keep_largest:  # the working-grid probabilities are freed by now
+            label = keep_largest_component(label, infer.keep_largest, self.labels[0])
+        return Volume(label[None], source.spacing, source.origin, source.direction, image.source)
+
+    def _decode_on_source(
+        self, placed: Volume, record: PreprocessRecord
+    ) -> tuple[np.ndarray, Grid]:
+        fill = self._fill(placed.channels)
+        label = decode_label_slabs(
+            record.source.shape,
+            lambda start, stop: restore_rows(placed, record, start, stop, "linear", fill),
+            self.labels,
+            self.activation,
+            self.config.infer.threshold,
+            self.regions,
+        )
+        return label, record.source
 
     def labels_from_probabilities(self, probs: Volume) -> Volume:
         """Decode probabilities into a label map, then keep the largest components if asked."""
@@ -274,9 +312,7 @@ class Predictor:
     def predict(self, image: str | Path | Sequence[str | Path] | Volume) -> Volume:
         """A label map (values = training labels) with the input scan's geometry."""
         volume = image if isinstance(image, Volume) else read_volume(image)
-        probs = self.predict_probabilities(volume)
-        label = self.labels_from_probabilities(probs)
-        return dataclasses.replace(label, source=volume.source)
+        return self._predict_label(volume)
 
     def predict_file(
         self,
@@ -298,6 +334,8 @@ class Predictor:
         targets += [Path(uncertainty)] if uncertainty else []
         check_not_inputs(targets, inputs)
         volume = read_volume(image)
+        if not probabilities and not uncertainty:  # slab by slab: no whole probability maps
+            return write_volume(self._predict_label(volume), output)
         probs = self.predict_probabilities(volume)
         label = self.labels_from_probabilities(probs)
         if probabilities:

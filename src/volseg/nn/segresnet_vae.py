@@ -287,6 +287,11 @@ class SegResNetVAE(nn.Module):
             )
         if init == "he":
             init_he(self, act, glorot=[self.head])
+        if self.channels_last:  # the weights too: a channels-last input alone does not keep the
+            with torch.no_grad():  # convolutions' outputs channels-last
+                for p in self.parameters():
+                    if p.ndim == 5:
+                        p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``x`` is ``(B, in_channels, *S)``, ``S % divisor == 0``
@@ -323,7 +328,7 @@ class SegResNetVAE(nn.Module):
         encoded = skips.pop()
         h = encoded
         for up, level in zip(self.up, self.decoder, strict=True):
-            h = level(up(h) + skips.pop())
+            h = level(up(h).add_(skips.pop()))  # in place: the up-step's backward keeps no output
         logits: torch.Tensor = self.head(h)
         if self.training and self.vae is not None:
             reconstruction, mu, logvar = self.vae(encoded)

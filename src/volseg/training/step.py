@@ -14,7 +14,7 @@ from volseg.metrics import overlap_from_counts
 from volseg.regions import Region, batch_labels_to_regions
 from volseg.training.state import TrainState
 
-__all__ = ["autocast", "batch_dice", "region_targets", "to_float", "train_step"]
+__all__ = ["autocast", "batch_dice", "compiled", "region_targets", "to_float", "train_step"]
 
 
 def autocast(amp: str, device: torch.device) -> torch.autocast:
@@ -54,6 +54,16 @@ def to_float(output: Any) -> Any:
         items = [to_float(o) for o in output]
         return type(output)(*items) if hasattr(output, "_fields") else tuple(items)
     return output
+
+
+def compiled(model: nn.Module) -> Callable[..., Any]:
+    """``torch.compile(model)``, built once per model and kept on it outside its state dict
+    (same parameters: the optimiser and checkpoints see the plain model)."""
+    cached = model.__dict__.get("_volseg_compiled")
+    if cached is None:
+        cached = torch.compile(model)
+        object.__setattr__(model, "_volseg_compiled", cached)  # not a registered submodule
+    return cached
 
 
 @torch.no_grad()
@@ -104,8 +114,9 @@ def train_step(
     if state.regions:
         target = region_targets(target, state.labels, state.regions)
     state.optimizer.zero_grad(set_to_none=True)
+    forward = compiled(model) if train.compile else model
     with autocast(train.runtime.amp, device):
-        output = model(image)
+        output = forward(image)
     output = to_float(output)
     loss = loss_fn(output, target, image)
     state.scaler.scale(loss.total).backward()

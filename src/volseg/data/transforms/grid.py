@@ -9,12 +9,16 @@ its border value and the label 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 __all__ = ["regular_points", "resample"]
+
+# below this many output voxels a 3-D resampling runs as one batch (thread start-up dominates)
+_MIN_PARALLEL_VOXELS = 1 << 15
 
 
 def regular_points(
@@ -56,22 +60,36 @@ def resample(
     """
     # voxel v = center + point / spacing; grid_sample wants 2 v / (n - 1) - 1 in (x, y, z) order
     dims = points.shape[-1]
-    grid = torch.empty((1, *points.shape), dtype=torch.float32)
+    out_shape = tuple(points.shape[:-1])
+    parts = _parts(out_shape)
+    depth = -(-out_shape[0] // parts)
+    grid = torch.empty((parts, depth, *out_shape[1:], dims), dtype=torch.float32)
+    flat = grid.view(parts * depth, *out_shape[1:], dims)
+    flat[out_shape[0] :].zero_()  # the padding of the last part: sampled, then dropped
     for axis, (n, c, step) in enumerate(zip(image.shape[1:], center, spacing)):
         size = max(int(n) - 1, 1)
-        out = grid[0, ..., dims - 1 - axis]
         torch.add(
             torch.tensor(2.0 * c / size - 1.0),
             points[..., axis],
             alpha=2.0 / (step * size),
-            out=out,
+            out=flat[: out_shape[0], ..., dims - 1 - axis],
         )
-    out = F.grid_sample(
-        image[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=True
-    )[0]
-    out_label = None
-    if label is not None:
-        out_label = F.grid_sample(
-            label[None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=True
-        )[0].to(label.dtype)
+
+    def sample(volume: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
+        source = volume[None].float().expand(parts, *volume.shape)  # no copy: stride 0
+        out = F.grid_sample(source, grid, mode=mode, padding_mode=padding, align_corners=True)
+        out = out.transpose(0, 1).reshape(volume.shape[0], parts * depth, *out_shape[1:])
+        return out[:, : out_shape[0]].contiguous()
+
+    out = sample(image, "bilinear", "border")
+    out_label = None if label is None else sample(label, "nearest", "zeros").to(label.dtype)
     return out, out_label
+
+
+def _parts(out_shape: tuple[int, ...]) -> int:
+    """Slabs along the first axis that a 3-D ``grid_sample`` runs as a batch: PyTorch's CPU
+    kernel parallelises over the batch only, so one slab per thread; 2-D runs whole (its kernel
+    is vectorised and parallel over rows)."""
+    if len(out_shape) != 3 or math.prod(out_shape) < _MIN_PARALLEL_VOXELS:
+        return 1
+    return max(1, min(torch.get_num_threads(), out_shape[0]))

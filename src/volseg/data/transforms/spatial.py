@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from volseg.data.transforms.base import Context, SpatialTransform, register_transform
-from volseg.data.transforms.bspline import bspline_field
+from volseg.data.transforms.bspline import bspline_field, bspline_points
 from volseg.data.transforms.grid import regular_points, resample
 
 __all__ = [
@@ -227,9 +227,10 @@ class RandomBSplineDeformation(SpatialTransform[BSplineParams]):
         shape: tuple[int, ...],
         spacing: tuple[float, ...],
     ) -> torch.Tensor:
-        field = bspline_field(torch.from_numpy(params.control), shape)  # (D, *shape), mm
-        if points is None:  # the regular grid: the field itself
-            return regular_points(shape, spacing, plus=field)
+        control = torch.from_numpy(params.control)
+        if points is None:  # the regular grid: moved points in one pass
+            return bspline_points(control, shape, spacing)
+        field = bspline_field(control, shape)  # (D, *shape), mm
         # points moved by another transform: read the dense field there (linear, clamped at the
         # border); the cubic field varies over whole mesh cells, so this is close to exact
         half = [(n - 1) / 2 for n in shape]

@@ -24,6 +24,7 @@ from volseg.nn.blocks.factories import (
     same_padding,
 )
 from volseg.nn.blocks.factories import norm as _norm  # the blocks' ``norm`` argument shadows it
+from volseg.nn.blocks.groupnorm import fusable, fused_group_norm_relu
 from volseg.nn.blocks.init import glorot_normal_, he_normal_
 
 __all__ = [
@@ -60,7 +61,9 @@ class ConvNormAct(nn.Module):
     ``act="none"`` leaves the activation out, e.g. for the last conv of a residual stage, whose
     activation comes after the skip is added. In ``"nac"`` order the norm and activation act on
     the ``in`` channels. Activations run in place where that is safe (after a conv or a norm,
-    never on the block's own input).
+    never on the block's own input). Group norm + ReLU on channels-last float32 inputs
+    (training or not) run as one fused op with the same result
+    (:mod:`~volseg.nn.blocks.groupnorm`).
     """
 
     def __init__(
@@ -92,8 +95,15 @@ class ConvNormAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.order == "nac":
-            return self.conv(self.act(self.norm(x)))
-        return self.act(self.norm(self.conv(x)))
+            return self.conv(self._norm_act(x))
+        return self._norm_act(self.conv(x))
+
+    def _norm_act(self, x: torch.Tensor) -> torch.Tensor:
+        """``act(norm(x))``; group norm + ReLU on a channels-last float32 tensor run fused
+        (:mod:`~volseg.nn.blocks.groupnorm`: same values and gradients, fewer passes)."""
+        if fusable(self.norm, self.act, x):
+            return fused_group_norm_relu(x, self.norm)  # type: ignore[arg-type]
+        return self.act(self.norm(x))
 
 
 class SqueezeExcitation(nn.Module):
@@ -203,8 +213,8 @@ class ResidualBlock(nn.Module):
         out: torch.Tensor = self.convs(x)
         if self.se is not None:
             out = self.se(out)
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
+        if self.shortcut is not None:  # in place: no op above needs ``out`` for its backward
+            out = out.add_(self.shortcut(x))
         if self.act is not None:
             out = self.act(out)
         return out
