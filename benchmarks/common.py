@@ -45,7 +45,7 @@ def setup_threads(threads: int | None = None) -> int:
 
 def rss_bytes() -> int:
     """Resident set size of this process now, in bytes (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as f:
+    with open("/proc/self/statm", encoding="utf-8") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 

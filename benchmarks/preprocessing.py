@@ -70,7 +70,7 @@ def load_baseline(rev: str) -> ModuleType:
         text=True,
     ).stdout
     path = Path(tempfile.mkdtemp()) / f"preprocessing_{rev}.py"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

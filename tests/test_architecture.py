@@ -56,7 +56,7 @@ def imported_modules(path: Path, module: str) -> set[str]:
     """Every volseg module ``path`` imports (absolute names; relative imports resolved)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -99,7 +99,7 @@ def test_no_upward_import(module: str, path: Path) -> None:
 def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
     """The checker itself: a data module importing the trainer is reported."""
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from volseg.training.trainer import train\n")
+    bad.write_text("def f():\n    from volseg.training.trainer import train\n", encoding="utf-8")
     names = imported_modules(bad, "volseg.data.bad")
     assert "volseg.training.trainer" in names
     assert layer_of("volseg.training.trainer") > layer_of("volseg.data.bad")  # type: ignore[operator]

@@ -113,7 +113,9 @@ def test_check_reports_bad_file_and_exits_nonzero(
 
 
 def test_train_config_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"train": {"epochs": "many"}}))
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump({"train": {"epochs": "many"}}), encoding="utf-8"
+    )
     assert main(["train", str(tmp_path / "c.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.epochs: expected an integer" in err[0]
@@ -157,7 +159,7 @@ def test_schedule_names_a_step_inside_an_epoch(
 ) -> None:
     schedule = {"name": "step", "step_size": 250}
     train = {"epochs": 4, "iterations_per_epoch": 100, "schedule": schedule}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"train": train}))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"train": train}), encoding="utf-8")
     rows = schedule_lines(capsys, str(tmp_path / "c.yaml"))
     assert [lr for _, lr, _ in rows] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4])
     assert rows[2][2] == "# iteration 250: lr 0.0001" and not rows[3][2]
@@ -175,7 +177,7 @@ def test_schedule_bad_config_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"train": {"schedule": {"name": "cosine"}}}))
+    bad.write_text(yaml.safe_dump({"train": {"schedule": {"name": "cosine"}}}), encoding="utf-8")
     assert main(["schedule", str(bad)]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
@@ -190,7 +192,7 @@ def test_evaluate_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     write_volume(label, tmp_path / "pred" / "a.nii.gz")
     write_volume(label, tmp_path / "ref" / "a.nrrd")
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")]) == 0
-    text = (tmp_path / "pred" / "metrics.csv").read_text()
+    text = (tmp_path / "pred" / "metrics.csv").read_text(encoding="utf-8")
     assert "dice_1" in text and "hd95_1" in text
     assert "dice_1: 1.0000" in capsys.readouterr().out
 
@@ -225,7 +227,9 @@ def test_prediction_jobs_take_the_runs_channels(tmp_path: Path) -> None:
         "channel_names": {"0": "t1", "1": "t2", "2": "flair"},
         "labels": {"background": 0, "a": 1},
     }
-    (root / "dataset.json").write_text(json.dumps({**names, "file_ending": ".nii.gz"}))
+    (root / "dataset.json").write_text(
+        json.dumps({**names, "file_ending": ".nii.gz"}), encoding="utf-8"
+    )
     jobs = _prediction_jobs([str(root)], str(tmp_path / "out"), ("flair", "t1"))
     assert [[p.name for p in images] for images, _ in jobs] == [
         ["c0_0002.nii.gz", "c0_0000.nii.gz"],

@@ -90,14 +90,14 @@ def test_data_channels_and_brats2023_regions() -> None:
 
 
 def test_relative_root_resolves_against_the_yaml(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text("data:\n  root: data/manifest.csv\n")
+    (tmp_path / "c.yaml").write_text("data:\n  root: data/manifest.csv\n", encoding="utf-8")
     assert load_config(tmp_path / "c.yaml").data.root == str(tmp_path / "data" / "manifest.csv")
 
 
 def test_missing_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "none.yaml")
-    (tmp_path / "bad.yaml").write_text("train: [1, 2\n")
+    (tmp_path / "bad.yaml").write_text("train: [1, 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
         load_config(tmp_path / "bad.yaml")
 

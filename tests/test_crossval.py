@@ -57,11 +57,11 @@ def test_cv_two_folds_metrics_and_ensemble(tmp_path: Path) -> None:
     assert main([*argv, "--predict", str(image), "-o", str(out)]) == 0
     cv = tmp_path / "cv"
 
-    splits = json.loads((cv / "splits.json").read_text())
+    splits = json.loads((cv / "splits.json").read_text(encoding="utf-8"))
     assert [s["fold"] for s in splits] == [0, 1]
     assert sorted(i for s in splits for i in s["val"]) == ["case00", "case01", "case02"]
 
-    rows = list(csv.DictReader((cv / "metrics.csv").open()))
+    rows = list(csv.DictReader((cv / "metrics.csv").open(encoding="utf-8")))
     assert sorted(r["case"] for r in rows) == ["case00", "case01", "case02"]
     # a row's Dice is recomputable from the fold's own prediction of that case
     row = rows[0]
@@ -70,7 +70,7 @@ def test_cv_two_folds_metrics_and_ensemble(tmp_path: Path) -> None:
     ref = read_volume(tmp_path / "data" / f"{row['case']}_label.nii.gz")
     assert float(row["dice_1"]) == pytest.approx(dice(pred.array == 1, ref.array == 1))
 
-    summary = json.loads((cv / "summary.json").read_text())
+    summary = json.loads((cv / "summary.json").read_text(encoding="utf-8"))
     assert len(summary["folds"]) == 2 and summary["cases"] == 3
     pooled = np.mean([float(r["dice_1"]) for r in rows])
     assert summary["pooled"]["dice_1"] == pytest.approx(pooled)
@@ -90,4 +90,4 @@ def test_cv_two_folds_metrics_and_ensemble(tmp_path: Path) -> None:
     stamp = (cv / "fold_0" / "checkpoint_last.pt").stat().st_mtime_ns
     assert main(argv) == 0
     assert (cv / "fold_0" / "checkpoint_last.pt").stat().st_mtime_ns == stamp
-    assert json.loads((cv / "splits.json").read_text()) == splits
+    assert json.loads((cv / "splits.json").read_text(encoding="utf-8")) == splits

@@ -78,8 +78,8 @@ def test_heldout_grids_differ_from_train() -> None:
 
 
 def test_bundle_has_licence_and_provenance_and_is_small() -> None:
-    assert (DEMO / "LICENSE").read_text().count("Rorden") >= 1
-    provenance = (DEMO / "PROVENANCE.md").read_text()
+    assert (DEMO / "LICENSE").read_text(encoding="utf-8").count("Rorden") >= 1
+    provenance = (DEMO / "PROVENANCE.md").read_text(encoding="utf-8")
     assert "scripts/make_demo_data.py" in provenance and "mricron-data" in provenance
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
     assert total < 5 * 1024 * 1024

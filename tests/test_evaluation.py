@@ -67,7 +67,7 @@ def test_folders_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     out = capsys.readouterr().out
     assert "median" in out and "recall_ET" in out
-    with out_csv.open() as f:
+    with out_csv.open(encoding="utf-8") as f:
         table = list(csv.reader(f))
     assert table[0] == [
         "case",
@@ -187,7 +187,7 @@ def test_cli_lesion_metrics_conventions(tmp_path: Path, capsys: pytest.CaptureFi
     write_volume(empty, tmp_path / "ref" / "b.nii.gz")
     code = main([*args, "--labels", "4", "--metrics", "dice", "--empty", "nan", "-o", str(out_csv)])
     assert code == 0
-    with out_csv.open() as f:
+    with out_csv.open(encoding="utf-8") as f:
         table = list(csv.reader(f))
     assert table[2] == ["b", "nan"] and float(table[3][1]) == 1.0  # mean skips b's NaN
     assert "1" in capsys.readouterr().out.split("nonfinite")[1]

@@ -101,9 +101,11 @@ def test_doc_block_is_written_from_the_copies_and_keeps_the_hand_text(tmp_path: 
     run_experiment("drozdzal-skips", out, experiment=EXPERIMENTS.create("drozdzal-skips"))
     doc = tmp_path / "docs" / "results.md"
     doc.parent.mkdir()
-    doc.write_text(f"# Results\n\nhand-written before\n\n{BEGIN}\nold\n{END}\n\nhand after\n")
+    doc.write_text(
+        f"# Results\n\nhand-written before\n\n{BEGIN}\nold\n{END}\n\nhand after\n", encoding="utf-8"
+    )
     assert main(["experiment", "--doc", str(doc), "--results", str(out)]) == 0
-    text = doc.read_text()
+    text = doc.read_text(encoding="utf-8")
     assert text.startswith("# Results\n\nhand-written before\n\n") and text.endswith("hand after\n")
     assert "old" not in text.split(BEGIN)[1]
     copies = tmp_path / "docs" / "results" / "drozdzal-skips"
@@ -113,7 +115,7 @@ def test_doc_block_is_written_from_the_copies_and_keeps_the_hand_text(tmp_path: 
     # re-rendering from the copies alone gives the same block
     block = BEGIN + text.split(BEGIN)[1].split(END)[0] + END
     assert render_results(tmp_path / "docs" / "results", "results") == block
-    assert write_docs(doc) == doc and doc.read_text() == text
+    assert write_docs(doc) == doc and doc.read_text(encoding="utf-8") == text
 
 
 def test_doc_without_results_is_a_one_line_error(
@@ -126,7 +128,7 @@ def test_doc_without_results_is_a_one_line_error(
 
 def test_docs_experiments_md_holds_what_the_command_writes() -> None:
     """docs/experiments.md's results are `volseg experiment --doc` output from the copies."""
-    text = (DOCS / "experiments.md").read_text()
+    text = (DOCS / "experiments.md").read_text(encoding="utf-8")
     assert BEGIN in text and END in text, "docs/experiments.md lacks the generated block"
     block = BEGIN + text.split(BEGIN)[1].split(END)[0] + END
     assert render_results(DOCS / "experiments", "experiments") == block, (

@@ -40,7 +40,7 @@ def test_smoke_profile_writes_results_and_summary_and_resumes(name: str, tmp_pat
     out = tmp_path / "exp"
     assert main(["experiment", name, "--profile", "smoke", "--out", str(out)]) == 0
 
-    rows = list(csv.DictReader((out / "results.csv").open()))
+    rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
     cases = exp.synth["cases"] if exp.folds else exp.synth["test_cases"]
     assert len(rows) == len(exp.variants) * exp.seeds * cases
     assert {r["variant"] for r in rows} == {v.name for v in exp.variants}
@@ -49,17 +49,17 @@ def test_smoke_profile_writes_results_and_summary_and_resumes(name: str, tmp_pat
     assert ("fold" in rows[0]) == bool(exp.folds)
     assert ("hd95" in rows[0]) == exp.hd95
 
-    summary = (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text(encoding="utf-8")
     for variant in exp.variants:
         assert f"| {variant.name} | " in summary and " +/- " in summary
     for claim in exp.claims:
         line = next(x for x in summary.splitlines() if x.startswith(f"- {claim.text} ("))
         assert "95% interval" in line and "Wilcoxon signed-rank" in line
         assert any(f"**{v}**" in line for v in ("supported", "contradicted", "not shown"))
-    curves = list(csv.DictReader((out / "curves.csv").open()))
+    curves = list(csv.DictReader((out / "curves.csv").open(encoding="utf-8")))
     runs = len(exp.variants) * exp.seeds * max(exp.folds, 1)
     assert len(curves) == runs * exp.base.train.epochs
-    meta = json.loads((out / "experiment.json").read_text())
+    meta = json.loads((out / "experiment.json").read_text(encoding="utf-8"))
     assert meta["experiment"] == name and meta["runs"] == runs and meta["profile"] == "smoke"
     assert "paper:" in summary
     assert (out / "dice_distribution.png").stat().st_size > 0
@@ -67,10 +67,10 @@ def test_smoke_profile_writes_results_and_summary_and_resumes(name: str, tmp_pat
     checkpoints = sorted(out.glob("runs/**/checkpoint_last.pt"))
     assert len(checkpoints) == len(exp.variants) * exp.seeds * max(exp.folds, 1)
     mtimes = [p.stat().st_mtime_ns for p in checkpoints]
-    before = (out / "results.csv").read_text()
+    before = (out / "results.csv").read_text(encoding="utf-8")
     assert main(["experiment", name, "--profile", "smoke", "--out", str(out)]) == 0
     assert [p.stat().st_mtime_ns for p in checkpoints] == mtimes  # finished runs skipped
-    assert (out / "results.csv").read_text() == before
+    assert (out / "results.csv").read_text(encoding="utf-8") == before
 
 
 def test_paired_stats_known_example() -> None:
@@ -96,7 +96,7 @@ def test_an_unfinished_run_is_resumed(tmp_path: Path) -> None:
     out = tmp_path / "exp"
     run_experiment("drozdzal-skips", out, experiment=exp)
     log = out / "runs" / "both" / "seed_0" / "log.csv"
-    assert len(log.read_text().splitlines()) == 1 + exp.base.train.epochs
+    assert len(log.read_text(encoding="utf-8").splitlines()) == 1 + exp.base.train.epochs
     longer = dataclasses.replace(
         exp,
         base=dataclasses.replace(
@@ -104,6 +104,6 @@ def test_an_unfinished_run_is_resumed(tmp_path: Path) -> None:
         ),
     )
     run_experiment("drozdzal-skips", out, experiment=longer)
-    lines = log.read_text().splitlines()
+    lines = log.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2 + exp.base.train.epochs  # one epoch more, the first ones kept
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]

@@ -76,7 +76,7 @@ def test_read_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(VolumeReadError, match="bad.nii.gz: cannot read image"):
         read_volume(bad)
     txt = tmp_path / "notes.txt"
-    txt.write_text("x")
+    txt.write_text("x", encoding="utf-8")
     with pytest.raises(VolumeReadError, match="notes.txt: unsupported file type"):
         read_volume(txt)
 

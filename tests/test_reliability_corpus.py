@@ -68,7 +68,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = config_to_dict(_config(folder, folder / "run"))
     for name in ("checkpoint_best.pt", "checkpoint_last.pt"):
         save_checkpoint(Checkpoint(model.state_dict(), config, [0, 1, 2], 1), folder / "run" / name)
-    (folder / "run" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "run" / "config.yaml").write_text(
+        yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
+    )
     return folder / "run"
 
 
@@ -211,7 +213,7 @@ def output_is_input_symlink(d: Path, run: Path) -> list[str]:
 
 
 def output_in_a_file(d: Path, run: Path) -> list[str]:
-    (d / "afile").write_text("x")
+    (d / "afile").write_text("x", encoding="utf-8")
     return _predict(_image(d), d / "afile" / "out.nii.gz", run)
 
 
@@ -255,18 +257,18 @@ def check_nan_image(d: Path, run: Path) -> list[str]:
 
 
 def manifest_no_image_column(d: Path, run: Path) -> list[str]:
-    (d / "m.csv").write_text("case_id,label\na,a.nii.gz\n")
+    (d / "m.csv").write_text("case_id,label\na,a.nii.gz\n", encoding="utf-8")
     return ["check", str(d / "m.csv")]
 
 
 def manifest_duplicate_ids(d: Path, run: Path) -> list[str]:
-    (d / "m.csv").write_text("case_id,image\na,x.nii.gz\na,y.nii.gz\n")
+    (d / "m.csv").write_text("case_id,image\na,x.nii.gz\na,y.nii.gz\n", encoding="utf-8")
     return ["check", str(d / "m.csv")]
 
 
 def dataset_json_invalid(d: Path, run: Path) -> list[str]:
     (d / "ds").mkdir()
-    (d / "ds" / "dataset.json").write_text('{"labels": ')
+    (d / "ds" / "dataset.json").write_text('{"labels": ', encoding="utf-8")
     return ["check", str(d / "ds")]
 
 
@@ -281,7 +283,7 @@ def _yaml(d: Path, edit: Callable[[dict[str, dict[str, object]]], None]) -> list
     manifest = _dataset(d)
     data = config_to_dict(_config(manifest, d / "run"))
     edit(data)
-    (d / "c.yaml").write_text(yaml.safe_dump(data))
+    (d / "c.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return ["train", str(d / "c.yaml"), "-q"]
 
 
@@ -310,7 +312,7 @@ def config_zero_spacing(d: Path, run: Path) -> list[str]:
 
 
 def config_invalid_yaml(d: Path, run: Path) -> list[str]:
-    (d / "c.yaml").write_text("train: {epochs: [1, 2\n")
+    (d / "c.yaml").write_text("train: {epochs: [1, 2\n", encoding="utf-8")
     return ["train", str(d / "c.yaml"), "-q"]
 
 
@@ -340,15 +342,15 @@ def resume_edited_config(d: Path, run: Path) -> list[str]:
     import shutil
 
     copy = Path(shutil.copytree(run, d / "run"))
-    data = yaml.safe_load((copy / "config.yaml").read_text())
+    data = yaml.safe_load((copy / "config.yaml").read_text(encoding="utf-8"))
     data["train"]["batch_size"] = 4
-    (copy / "config.yaml").write_text(yaml.safe_dump(data))
+    (copy / "config.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return ["train", "--resume", str(copy), "-q"]
 
 
 def resume_without_checkpoint(d: Path, run: Path) -> list[str]:
     (d / "run").mkdir()
-    (d / "run" / "config.yaml").write_text("{}\n")
+    (d / "run" / "config.yaml").write_text("{}\n", encoding="utf-8")
     return ["train", "--resume", str(d / "run"), "-q"]
 
 

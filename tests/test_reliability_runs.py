@@ -55,7 +55,7 @@ def _yaml(path: Path, config: Config, edit: dict[str, dict[str, object]] | None 
     data = config_to_dict(config)
     for section, values in (edit or {}).items():
         data[section].update(values)
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
 
@@ -126,9 +126,9 @@ def test_edited_config_yaml_is_an_error_naming_the_key(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = _copy(trained, tmp_path / "run")
-    data = yaml.safe_load((run / "config.yaml").read_text())
+    data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     data["train"]["optimizer"]["lr"] = 0.5
-    (run / "config.yaml").write_text(yaml.safe_dump(data))
+    (run / "config.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     before = _snapshot(run)
     assert main(["train", "--resume", str(run), "--epochs", "2", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -140,5 +140,5 @@ def test_edited_config_yaml_is_an_error_naming_the_key(
 def test_resume_uses_the_checkpoint_config_and_extends(trained: Path, tmp_path: Path) -> None:
     run = _copy(trained, tmp_path / "moved")  # a moved run resumes where it now is
     assert main(["train", "--resume", str(run), "--epochs", "2", "-q"]) == 0
-    data = yaml.safe_load((run / "config.yaml").read_text())
+    data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     assert data["train"]["epochs"] == 2 and data["run_dir"] == str(run)

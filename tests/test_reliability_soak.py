@@ -38,7 +38,7 @@ class Pointwise(nn.Module):
 def _rss() -> int:
     import os
 
-    return int(STATM.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return int(STATM.read_text(encoding="utf-8").split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @pytest.mark.slow

@@ -109,20 +109,20 @@ def test_mhd_write_leaves_no_temporary_files_and_reads_back(tmp_path: Path, volu
 
 def test_failing_block_removes_its_temp_file_and_names_the_target(tmp_path: Path) -> None:
     target = tmp_path / "table.csv"
-    target.write_text("old\n")
+    target.write_text("old\n", encoding="utf-8")
     with pytest.raises(OSError) as info, atomic_path(target) as tmp:
-        tmp.write_text("half")
+        tmp.write_text("half", encoding="utf-8")
         raise OSError(errno.ENOSPC, "No space left on device")
     assert info.value.filename == str(target) and "No space left" in str(info.value)
-    assert target.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [target]
+    assert target.read_text(encoding="utf-8") == "old\n" and sorted(tmp_path.iterdir()) == [target]
 
 
 def test_empty_result_is_not_renamed_into_place(tmp_path: Path) -> None:
     target = tmp_path / "table.csv"
-    target.write_text("old\n")
+    target.write_text("old\n", encoding="utf-8")
     with pytest.raises(OSError, match="0 bytes"), atomic_path(target) as tmp:
         tmp.write_bytes(b"")
-    assert target.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [target]
+    assert target.read_text(encoding="utf-8") == "old\n" and sorted(tmp_path.iterdir()) == [target]
 
 
 def test_failed_checkpoint_save_keeps_the_earlier_checkpoint(
@@ -295,7 +295,7 @@ def test_predict_refuses_an_output_that_is_its_input(
 
 def test_check_not_inputs_accepts_distinct_files(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    a.write_text("a")
+    a.write_text("a", encoding="utf-8")
     check_not_inputs([b], [a])
     b.symlink_to(a)
     with pytest.raises(ValueError, match="would overwrite"):

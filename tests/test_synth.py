@@ -54,10 +54,10 @@ def test_layout_finds_cases_channels_and_labels(written) -> None:
     assert len(dataset.cases) == 3
     assert dataset.channel_names == generator.channel_names
     assert dataset.labels == tuple(sorted(generator.labels))
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     assert meta["numTraining"] == 3 and len(meta["test"]) == 1
     assert (root / "imagesTs").is_dir() and (root / "labelsTs").is_dir()
-    assert "Generator" in (root / "PROVENANCE.md").read_text()
+    assert "Generator" in (root / "PROVENANCE.md").read_text(encoding="utf-8")
 
 
 def test_check_reports_no_problem(written) -> None:
@@ -155,7 +155,7 @@ def test_cli_writes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     out = tmp_path / "em"
     assert main(["synth", "em-membranes", "--out", str(out), "--cases", "2"]) == 0
-    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 2
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 2
     assert "written to" in capsys.readouterr().out
     assert main(["synth", "no-such-set", "--out", str(tmp_path / "x")]) == 2
     assert "em-membranes" in capsys.readouterr().err
@@ -168,7 +168,7 @@ def test_write_refuses_a_used_folder_and_leaves_nothing_on_failure(
 
     used = tmp_path / "used"
     used.mkdir()
-    (used / "keep.txt").write_text("mine")
+    (used / "keep.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(FileExistsError, match="used: already exists and is not an empty folder"):
         write_synth("em-membranes", used, cases=1, test_cases=0, **_tiny("em-membranes"))
     assert [p.name for p in used.iterdir()] == ["keep.txt"]

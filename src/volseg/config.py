@@ -536,7 +536,7 @@ def load_config(path: str | Path) -> Config:
     """Load a YAML config; a relative ``data.root`` is resolved against the file's folder."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as err:
@@ -558,4 +558,4 @@ def dump_config(config: Config, path: str | Path) -> None:
     from volseg._atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")

@@ -57,12 +57,12 @@ class CVResult:
 
 
 def write_splits(splits: Sequence[dict[str, Any]], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(list(splits), indent=1) + "\n")
+    Path(path).write_text(json.dumps(list(splits), indent=1) + "\n", encoding="utf-8")
 
 
 def read_splits(path: str | Path) -> list[dict[str, Any]]:
     try:
-        splits = json.loads(Path(path).read_text())
+        splits = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: unreadable splits file ({err})") from None
     if not isinstance(splits, list) or not all(
@@ -129,7 +129,7 @@ def cross_validate(
         rows += fold_rows
         fold_metrics.append(_mean_rows(fold_rows))
     pooled = _mean_rows(rows)
-    with (cv_dir / "metrics.csv").open("w", newline="") as handle:
+    with (cv_dir / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -138,7 +138,7 @@ def cross_validate(
         "pooled": pooled,
         "cases": len(rows),
     }
-    (cv_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (cv_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return CVResult(cv_dir, run_dirs, fold_metrics, pooled)
 
 

@@ -29,7 +29,8 @@ def _write_manifest(run_dir: Path) -> Path:
     manifest = run_dir / "demo_train.csv"
     manifest.write_text(
         "case_id,image,label\n"
-        f"colin27,{train / 'colin27_t1.nii.gz'},{train / 'colin27_brain.nii.gz'}\n"
+        f"colin27,{train / 'colin27_t1.nii.gz'},{train / 'colin27_brain.nii.gz'}\n",
+        encoding="utf-8",
     )
     return manifest
 
@@ -88,7 +89,10 @@ def run_demo(run_dir: Path, minutes: float | None = None, quiet: bool = False) -
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
     csv_path = out_dir / "metrics.csv"
     write_metrics_csv(rows, summary, csv_path)
-    with atomic_path(run_dir / MANIFEST) as tmp, tmp.open("w", newline="") as handle:
+    with (
+        atomic_path(run_dir / MANIFEST) as tmp,
+        tmp.open("w", newline="", encoding="utf-8") as handle,
+    ):
         csv.writer(handle).writerows(listed)
     report = write_report(run_dir, run_dir / "report.html")
     if not quiet:

@@ -53,7 +53,8 @@ def make_clean(root: Path, ending: str = ".nii.gz") -> Path:
                 "labels": {"background": 0, "PZ": 1, "TZ": 2},
                 "file_ending": ending,
             }
-        )
+        ),
+        encoding="utf-8",
     )
     for n in range(3):
         for c in range(2):
@@ -63,7 +64,7 @@ def make_clean(root: Path, ending: str = ".nii.gz") -> Path:
 
 
 def _ending(root: Path) -> str:
-    ending: str = json.loads((root / "dataset.json").read_text())["file_ending"]
+    ending: str = json.loads((root / "dataset.json").read_text(encoding="utf-8"))["file_ending"]
     return ending
 
 
@@ -250,7 +251,7 @@ def test_several_problems_in_one_label(tmp_path: Path) -> None:
 
 def _manifest(tmp_path: Path, cases: list[dict[str, object]], **extra: object) -> Dataset:
     path = tmp_path / "manifest.json"
-    path.write_text(json.dumps({"cases": cases, **extra}))
+    path.write_text(json.dumps({"cases": cases, **extra}), encoding="utf-8")
     return find_cases(path)
 
 

@@ -41,7 +41,7 @@ def touch(path: Path) -> Path:
 
 def write_json(path: Path, data: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data), encoding="utf-8")
     return path
 
 
@@ -185,7 +185,8 @@ def test_manifest_csv(tmp_path: Path) -> None:
     manifest.write_text(
         "case_id,image_t1,image_t2,label\n"
         "p2,img/p2_t1.nii.gz,img/p2_t2.nii.gz,\n"
-        "p1,img/p1_t1.nii.gz,/abs/p1_t2.nii.gz,seg/p1.nii.gz\n"
+        "p1,img/p1_t1.nii.gz,/abs/p1_t2.nii.gz,seg/p1.nii.gz\n",
+        encoding="utf-8",
     )
     ds = find_cases(manifest)
     assert ds.layout == "manifest"
@@ -202,7 +203,7 @@ def test_manifest_csv(tmp_path: Path) -> None:
 
 def test_manifest_csv_single_image_column_without_case_id(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
-    manifest.write_text("image,label\nscans/x.mha,labels/x.mha\n")
+    manifest.write_text("image,label\nscans/x.mha,labels/x.mha\n", encoding="utf-8")
     ds = find_cases(manifest, "manifest")
     assert ds.channel_names == ("image",)
     assert ds.cases == (Case("x", (tmp_path / "scans/x.mha",), tmp_path / "labels/x.mha"),)
@@ -240,7 +241,7 @@ def test_manifest_json_object(tmp_path: Path) -> None:
 
 
 def test_manifest_folder_with_manifest_file(tmp_path: Path) -> None:
-    (tmp_path / "manifest.csv").write_text("case_id,image\nz,z.nii.gz\n")
+    (tmp_path / "manifest.csv").write_text("case_id,image\nz,z.nii.gz\n", encoding="utf-8")
     ds = find_cases(tmp_path, "manifest")
     assert ds.root == tmp_path / "manifest.csv"
     assert [c.case_id for c in ds.cases] == ["z"]
@@ -427,7 +428,7 @@ def test_folder(tmp_path: Path) -> None:
     write(tmp_path / "b.mha")
     write(tmp_path / "a.nii.gz")
     write(tmp_path / "c.nrrd")
-    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("not an image", encoding="utf-8")
     touch(tmp_path / ".hidden.nii.gz")
     ds = find_cases(tmp_path)
     assert ds.layout == "folder"
@@ -473,7 +474,7 @@ def _build_manifest(tmp: Path) -> Built:
         write(tmp / "seg" / f"{case}.nrrd", dtype=np.uint8)
     rows = "".join(f"{c},img/{c}.nrrd,seg/{c}.nrrd\n" for c in ("b", "a"))
     manifest = tmp / "cases.csv"
-    manifest.write_text("case_id,image,label\n" + rows)
+    manifest.write_text("case_id,image,label\n" + rows, encoding="utf-8")
     return Built(manifest, ("a", "b"), True)
 
 
@@ -563,7 +564,7 @@ def test_deterministic(tmp_path: Path) -> None:
 
 
 def _bad_json(tmp: Path) -> tuple[Path, str, Path]:
-    (tmp / "dataset.json").write_text("{not json")
+    (tmp / "dataset.json").write_text("{not json", encoding="utf-8")
     return tmp, "msd", tmp / "dataset.json"
 
 
@@ -584,7 +585,7 @@ def _duplicate_id(tmp: Path) -> tuple[Path, str, Path]:
 
 def _csv_without_image(tmp: Path) -> tuple[Path, str, Path]:
     path = tmp / "m.csv"
-    path.write_text("case_id,label\na,a.nii.gz\n")
+    path.write_text("case_id,label\na,a.nii.gz\n", encoding="utf-8")
     return path, "auto", path
 
 
@@ -602,7 +603,7 @@ def _unknown_layout(tmp: Path) -> tuple[Path, str, Path]:
 
 def _unknown_file(tmp: Path) -> tuple[Path, str, Path]:
     path = tmp / "readme.txt"
-    path.write_text("hello")
+    path.write_text("hello", encoding="utf-8")
     return path, "auto", path
 
 

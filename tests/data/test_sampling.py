@@ -75,7 +75,7 @@ def test_param_log_writes_one_line_per_sample(tmp_path: Path) -> None:
     data = PatchDataset(_cases(2), (8, 8, 8), AUGMENT, 0.5, 4, seed=0, param_log=log)
     for batch in build_loader(data, batch_size=2):
         assert batch[0].shape == (2, 1, 8, 8, 8) and batch[1].shape == (2, 1, 8, 8, 8)
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert [entry["index"] for entry in lines] == [0, 1, 2, 3]
     assert {"case_id", "slice", "center", "transforms"} <= set(lines[0])
     names = [entry["name"] for entry in lines[0]["transforms"]]
@@ -166,7 +166,7 @@ def test_a_logged_sample_replays_from_its_json_line(tmp_path: Path) -> None:
     log = tmp_path / "params.jsonl"
     data = PatchDataset(_cases(2), (8, 8, 8), AUGMENT, 0.5, 3, seed=4, param_log=log)
     image, target = data[2]
-    params = data.params_from_dict(json.loads(log.read_text().splitlines()[0]))
+    params = data.params_from_dict(json.loads(log.read_text(encoding="utf-8").splitlines()[0]))
     assert params.index == 2 and len(params.transforms) == len(AUGMENT.transforms)
     again = data.apply(params)
     torch.testing.assert_close(again[0], image)

@@ -46,7 +46,7 @@ def test_write_metrics_csv(tmp_path: Path) -> None:
         {"case": "b", "dice_1": 0.75, "hd95_1": math.inf},
     ]
     path = write_metrics_csv(rows, summarize(rows), tmp_path / "out" / "metrics.csv")
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         table = list(csv.reader(f))
     assert table[0] == ["case", "dice_1", "hd95_1"]
     assert [r[0] for r in table[1:]] == ["a", "b", "mean", "std", "median"]

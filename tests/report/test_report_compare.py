@@ -59,8 +59,10 @@ def test_p_value_is_scipys_wilcoxon(tmp_path: Path) -> None:
     b = _eval_dir(tmp_path, "b", {f"c{i}": {"dice": v} for i, v in enumerate(b_values)})
     other = compare_folders([a, b]).rows("dice")[1]
     # the CSV keeps 6 significant digits: compare with scipy on what was written
-    written = [[float(r["dice"]) for r in csv.DictReader((f / "metrics.csv").open())][:12]
-               for f in (a, b)]  # fmt: skip
+    written = [
+        [float(r["dice"]) for r in csv.DictReader((f / "metrics.csv").open(encoding="utf-8"))][:12]
+        for f in (a, b)
+    ]
     expected = wilcoxon(np.array(written[1]) - np.array(written[0])).pvalue
     assert other["p_wilcoxon"] == pytest.approx(expected, rel=1e-12)
     assert other["diff"] == pytest.approx(np.mean(written[1]) - np.mean(written[0]))
@@ -85,7 +87,7 @@ def test_cli_prints_the_table_and_writes_a_local_page(
     )
     line = next(ln for ln in text.splitlines() if ln.startswith("new "))
     assert "0.0300" in line and "0.0625" in line
-    page = out.read_text()
+    page = out.read_text(encoding="utf-8")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?https?:""", page)
     assert page.count('alt="dice_1 paired"') == 1 and "Where the methods differ most" in page
     assert main(["compare", str(a), "--names", "x"]) == 2  # one method: nothing to compare
@@ -98,7 +100,7 @@ def test_experiment_results_give_one_method_per_variant(tmp_path: Path) -> None:
     lines = ["experiment,variant,seed,case,dice"]
     lines += [f"e,{v},{s},k{c},{0.5 + 0.1 * c + (0.05 if v == 'new' else 0)}"
               for v in ("old", "new") for s in (0, 1) for c in range(3)]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     methods = load_methods(path.parent)
     assert [m.name for m in methods] == ["exp:old", "exp:new"]
     assert sorted(methods[0].scores) == [f"seed{s}/k{c}" for s in (0, 1) for c in range(3)]
@@ -114,8 +116,8 @@ def test_experiment_writes_its_report(tmp_path: Path) -> None:
     lines = ["experiment,variant,seed,fold,case,dice,dice_1"]
     lines += [f"e,{v},{s},0,k{c},{0.6 + 0.05 * c},{0.6 + 0.05 * c + (0.1 if v == 'b' else 0)}"
               for v in ("a", "b") for s in (0, 1) for c in range(3)]  # fmt: skip
-    (out / "results.csv").write_text("\n".join(lines) + "\n")
-    page = _write_report(out).read_text()
+    (out / "results.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    page = _write_report(out).read_text(encoding="utf-8")
     assert _write_report(out) == out / "report.html"
     assert "volseg compare: exp:a vs exp:b" in page
     assert 'alt="dice paired"' in page and 'alt="dice_1 paired"' in page
@@ -143,7 +145,7 @@ def test_page_opens_the_most_different_cases_in_the_viewer(
         folders.append(folder)
     comparison = compare_folders(folders)
     assert comparison.most_different("dice_1")[0][0] == "case2"  # the only case that differs
-    page = write_compare(comparison, tmp_path / "c.html", images=images).read_text()
+    page = write_compare(comparison, tmp_path / "c.html", images=images).read_text(encoding="utf-8")
     match = re.search(r'<script type="application/json" id="volseg-data">(.*?)</script>', page)
     assert match
     data = json.loads(match.group(1))

@@ -66,7 +66,7 @@ def test_page_is_one_self_contained_file_worst_first(
     out = tmp_path / "r.html"
     report = write_report(preds, out, ref=refs, images=images)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # nothing else written
-    page = out.read_text()
+    page = out.read_text(encoding="utf-8")
     assert not EXTERNAL.search(page)
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     dice = [np.mean([float(v) for k, v in r.items() if k.startswith("dice_")]) for r in report.rows]
@@ -86,7 +86,7 @@ def test_viewer_volumes_keep_the_geometry_on_disk(
 ) -> None:
     images, refs, preds = case_folders
     out = write_report(preds, tmp_path / "r.html", ref=refs, images=images, viewer=False).path
-    data = _data(out.read_text())
+    data = _data(out.read_text(encoding="utf-8"))
     assert sorted(data["order"]) == [f"case{i}" for i in range(5)]
     item = data["cases"]["case3"]
     assert item["factor"] == 1
@@ -110,7 +110,7 @@ def test_large_cases_are_subsampled_and_the_page_says_so(
 ) -> None:
     images, refs, preds = case_folders
     out = write_report(preds, tmp_path / "r.html", ref=refs, images=images, max_voxels=1000)
-    page = out.path.read_text()
+    page = out.path.read_text(encoding="utf-8")
     item = _data(page)["cases"]["case0"]
     # step 2 leaves 10*12*14 = 1680 voxels, step 3 leaves 7*8*10 = 560 <= 1000
     assert item["factor"] == shrink_factor((20, 24, 28), 1000) == 3
@@ -132,7 +132,7 @@ def test_without_niivue_the_page_says_how_to_get_it(
     monkeypatch.setattr("volseg.report.page.find_niivue", lambda: None)
     report = write_report(preds, tmp_path / "r.html", ref=refs)
     assert len(report.notes) == 1 and f"@niivue/niivue@{NIIVUE_VERSION}" in report.notes[0]
-    page = report.path.read_text()
+    page = report.path.read_text(encoding="utf-8")
     assert NIIVUE_MARK not in page and "NiiVue was not found" in page
     assert "(no scan given)" in page  # no --images: no overlay picture
 
@@ -146,8 +146,8 @@ def test_niivue_env_var_naming_no_file_is_an_error(
 
 
 def test_pinned_niivue_version_is_the_one_the_code_names() -> None:
-    package = json.loads((ROOT / "package.json").read_text())
-    lock = json.loads((ROOT / "package-lock.json").read_text())
+    package = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
+    lock = json.loads((ROOT / "package-lock.json").read_text(encoding="utf-8"))
     assert package["dependencies"]["@niivue/niivue"] == NIIVUE_VERSION  # exact, no range
     assert lock["packages"]["node_modules/@niivue/niivue"]["version"] == NIIVUE_VERSION
 
@@ -166,7 +166,7 @@ def test_cli_errors_name_the_case_and_leave_nothing(
     assert not out.exists()
     run = tmp_path / "run"
     run.mkdir()
-    (run / "log.csv").write_text("epoch,train_loss\n1,0.5\n")
+    (run / "log.csv").write_text("epoch,train_loss\n1,0.5\n", encoding="utf-8")
     assert main(["report", str(run), "--ref", str(refs), "-o", str(out)]) == 2
     assert "cases.csv" in capsys.readouterr().err
 
@@ -179,22 +179,26 @@ def test_run_dir_report_has_recipe_and_curves(
     run.mkdir()
     (run / "config.yaml").write_text(
         "model: {name: vnet, kwargs: {base_channels: 4}}\nloss: {name: dice_ce}\n"
-        "data: {root: /data/x, labels: [0, 1, 2]}\ntrain: {epochs: 3}\n"
+        "data: {root: /data/x, labels: [0, 1, 2]}\ntrain: {epochs: 3}\n",
+        encoding="utf-8",
     )
     (run / "log.csv").write_text(
         "epoch,train_loss,train_dice,val_loss,val_dice,lr,seconds\n"
-        "1,0.9,0.2,0.8,0.3,0.001,6\n2,0.7,0.4,0.6,0.5,0.0005,12\n3,0.5,0.6,0.5,0.55,0.0001,18\n"
+        "1,0.9,0.2,0.8,0.3,0.001,6\n2,0.7,0.4,0.6,0.5,0.0005,12\n3,0.5,0.6,0.5,0.55,0.0001,18\n",
+        encoding="utf-8",
     )
-    (run / "grad_norms.csv").write_text("epoch,layer,norm\n1,a,0.1\n1,b,0.2\n3,a,0.05\n3,b,0.1\n")
+    (run / "grad_norms.csv").write_text(
+        "epoch,layer,norm\n1,a,0.1\n1,b,0.2\n3,a,0.05\n3,b,0.1\n", encoding="utf-8"
+    )
     lines = ["case,image,prediction,reference"]
     lines += [
         f"case{i},{images}/case{i}_0000.nii.gz,{preds}/case{i}.nii.gz,{refs}/case{i}.nii.gz"
         for i in (1, 2)
     ]
-    (run / "cases.csv").write_text("\n".join(lines) + "\n")
+    (run / "cases.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["report", str(run)]) == 0
     assert f"report (2 case(s)): {run / 'report.html'}" in capsys.readouterr().out
-    page = (run / "report.html").read_text()
+    page = (run / "report.html").read_text(encoding="utf-8")
     assert not EXTERNAL.search(page)
     for text in ("vnet", "dice_ce", "/data/x", "0.3 min", "best validation Dice", "0.55"):
         assert text in page

@@ -69,11 +69,11 @@ def test_predict_writes_entropy_and_scores_and_the_report_shows_them(
 ) -> None:
     images = sorted((tiny_run / "data").glob("*_0000.nii.gz"))
     listing = tmp_path / "cases.txt"
-    listing.write_text("".join(f"{p}\n" for p in images))
+    listing.write_text("".join(f"{p}\n" for p in images), encoding="utf-8")
     out = tmp_path / "pred"
     args = ["predict", "-m", str(tiny_run / "run"), "-i", str(listing), "-o", str(out)]
     assert main([*args, "--uncertainty", "-q"]) == 0
-    with (out / "uncertainty" / "scores.csv").open() as handle:
+    with (out / "uncertainty" / "scores.csv").open(encoding="utf-8") as handle:
         scores = {r["case"]: float(r["uncertainty"]) for r in csv.DictReader(handle)}
     names = sorted(p.name.removesuffix(".nii.gz") for p in images)
     assert len(names) == 2 and sorted(scores) == names
@@ -88,7 +88,7 @@ def test_predict_writes_entropy_and_scores_and_the_report_shows_them(
     assert [r["uncertainty"] for r in sorted(report.rows, key=lambda r: str(r["case"]))] == [
         pytest.approx(scores[c], rel=1e-5) for c in sorted(scores)
     ]
-    assert "<th>uncertainty</th>" in report.path.read_text()
+    assert "<th>uncertainty</th>" in report.path.read_text(encoding="utf-8")
 
 
 def test_report_flags_outlying_volume_and_uncertainty(
@@ -103,11 +103,13 @@ def test_report_flags_outlying_volume_and_uncertainty(
     values = {"case0": 0.10, "case1": 0.11, "case2": 0.12, "case3": 0.13, "case4": 0.11}
     values["case1"] = 0.90  # far beyond the others' fences
     rows = "".join(f"{c},{v}\n" for c, v in values.items())
-    (folder / "uncertainty" / "scores.csv").write_text("case,uncertainty\n" + rows)
+    (folder / "uncertainty" / "scores.csv").write_text(
+        "case,uncertainty\n" + rows, encoding="utf-8"
+    )
     report = write_report(folder, tmp_path / "r.html", ref=refs, viewer=False)
     flags = {r["case"]: r for r in report.rows}
     assert flags["case1"]["uncertainty"] == 0.90
-    page = report.path.read_text()
+    page = report.path.read_text(encoding="utf-8")
     box = page[page.index("Look at these first") :]
     box = box[: box.index("</div>")]
     assert "<b>case1</b>: uncertainty outlier" in box

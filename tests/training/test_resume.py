@@ -109,8 +109,8 @@ def test_straight_equals_half_resume_half(phantoms: Path, tmp_path: Path) -> Non
     assert a.metrics["val_dice"] == b.metrics["val_dice"]
     assert a.trainer.step == b.trainer.step == 4
     assert a.trainer == dataclasses.replace(b.trainer, seconds=a.trainer.seconds)
-    rows_a = list(csv.DictReader((tmp_path / "a" / "log.csv").open()))
-    rows_b = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
+    rows_a = list(csv.DictReader((tmp_path / "a" / "log.csv").open(encoding="utf-8")))
+    rows_b = list(csv.DictReader((tmp_path / "b" / "log.csv").open(encoding="utf-8")))
     assert [r["epoch"] for r in rows_b] == ["1", "2"]
     for ra, rb in zip(rows_a, rows_b):
         assert {k: v for k, v in ra.items() if k != "seconds"} == {
@@ -165,7 +165,7 @@ def test_sigkill_mid_epoch_leaves_a_resumable_run(phantoms: Path, tmp_path: Path
     resumed = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=done + 1))
     result = train(resumed, progress=False, resume=True)
     assert result.epochs == done + 1
-    rows = list(csv.DictReader((run / "log.csv").open()))
+    rows = list(csv.DictReader((run / "log.csv").open(encoding="utf-8")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, done + 2))
 
 
@@ -181,7 +181,7 @@ def test_logs_tensorboard_curves_and_grad_norms(phantoms: Path, tmp_path: Path) 
     )
     train(config, progress=False)
     run = tmp_path / "run"
-    rows = list(csv.DictReader((run / "log.csv").open()))
+    rows = list(csv.DictReader((run / "log.csv").open(encoding="utf-8")))
     assert {"train_loss", "val_loss", "val_dice", "val_dice_1", "val_dice_2", "lr"} <= set(rows[0])
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
@@ -191,7 +191,7 @@ def test_logs_tensorboard_curves_and_grad_norms(phantoms: Path, tmp_path: Path) 
     assert any(t.startswith("grad_norm/") for t in tags)
     assert (run / "curves.png").stat().st_size > 1000
     assert (run / "grad_norms.png").stat().st_size > 1000
-    norms = list(csv.DictReader((run / "grad_norms.csv").open()))
+    norms = list(csv.DictReader((run / "grad_norms.csv").open(encoding="utf-8")))
     assert {r["epoch"] for r in norms} == {"1", "2"}
     assert all(float(r["norm"]) >= 0 for r in norms)
 

@@ -60,7 +60,7 @@ def test_run_dir_holds_config_log_and_loadable_checkpoints(phantoms: Path, tmp_p
     assert {"config.yaml", "log.csv", "checkpoint_last.pt", "checkpoint_best.pt"} <= {
         p.name for p in run.iterdir()
     }
-    rows = list(csv.DictReader((run / "log.csv").open()))
+    rows = list(csv.DictReader((run / "log.csv").open(encoding="utf-8")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert all(0.0 <= float(r["val_dice"]) <= 1.0 for r in rows)
     checkpoint = load_checkpoint(run / "checkpoint_last.pt")
@@ -153,7 +153,7 @@ def test_monitor_picks_the_best_checkpoint(phantoms: Path, tmp_path: Path, monit
     """Lower-is-better monitors: the best checkpoint is the epoch with the smallest value."""
     config = tiny_config(phantoms, tmp_path / "run", epochs=3, monitor=monitor)
     result = train(config, progress=False)
-    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open(encoding="utf-8")))
     values = [float(r[monitor]) for r in rows]
     assert result.monitor == monitor and result.best_value == pytest.approx(min(values), rel=1e-5)
     assert result.best_epoch == values.index(min(values)) + 1
@@ -222,7 +222,7 @@ def test_vae_run_logs_terms_train_dice_and_adeniji_metrics(tmp_path: Path) -> No
         loss=LossConfig("vae"),
     )
     train(config, progress=False)
-    row = next(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    row = next(csv.DictReader((tmp_path / "run" / "log.csv").open(encoding="utf-8")))
     assert {"train_loss_dice", "train_loss_l2", "train_loss_kl", "train_dice"} <= set(row)
     assert {"val_loss", "val_loss_dice"} <= set(row)
     assert float(row["val_loss"]) == pytest.approx(float(row["val_loss_dice"]))

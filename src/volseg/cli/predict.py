@@ -38,7 +38,7 @@ def _prediction_jobs(
         raise UsageError(f"{output}: input is a folder or list, so the output must be a folder")
     if first.suffix == ".txt":
         try:
-            lines = [line.split() for line in first.read_text().splitlines()]
+            lines = [line.split() for line in first.read_text(encoding="utf-8").splitlines()]
         except OSError as err:
             raise UsageError(f"{first}: cannot read the case list ({err.strerror})") from None
         cases = [
@@ -142,10 +142,10 @@ def _write_uncertainty_scores(scores: dict[str, float], path: Path) -> Path:
 
     merged: dict[str, str] = {}
     if path.is_file():
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8") as handle:
             merged = {r["case"]: r["uncertainty"] for r in csv.DictReader(handle)}
     merged.update({case: f"{value:.6g}" for case, value in scores.items()})
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["case", "uncertainty"])
         writer.writerows(sorted(merged.items()))

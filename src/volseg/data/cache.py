@@ -104,7 +104,7 @@ class PreprocessCache:
         """The entry for ``key``, or ``None`` when absent or unreadable."""
         folder = self.path(key)
         try:
-            meta = json.loads((folder / "meta.json").read_text())
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
             mode: Literal["r"] | None = "r" if mmap else None
             image = _volume(np.load(folder / "image.npy", mmap_mode=mode), meta["image"])
             label = None
@@ -130,7 +130,7 @@ class PreprocessCache:
                 "label": None if label is None else _geometry(label),
                 "record": record.to_dict(),
             }
-            (tmp / "meta.json").write_text(json.dumps(meta))
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
             if final.exists() and self.load(key) is None:
                 shutil.rmtree(final, ignore_errors=True)  # a broken entry: replace it
             try:

@@ -95,5 +95,5 @@ def write_phantom_dataset(
         write_volume(label, folder / f"case{i:02d}_label.nii.gz")
         lines.append(",".join([f"case{i:02d}", *names, f"case{i:02d}_label.nii.gz"]))
     manifest = folder / "manifest.csv"
-    manifest.write_text("\n".join(lines) + "\n")
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest

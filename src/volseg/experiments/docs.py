@@ -41,7 +41,7 @@ def _value(text: str) -> Any:
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
@@ -52,7 +52,7 @@ def collect_results(out_dirs: Sequence[str | Path], dest: str | Path) -> list[Pa
         missing = [n for n in _COPIED if not (out / n).is_file()]
         if missing:
             raise ValueError(f"{out}: not a finished experiment folder (no {', '.join(missing)})")
-        name = json.loads((out / "experiment.json").read_text())["experiment"]
+        name = json.loads((out / "experiment.json").read_text(encoding="utf-8"))["experiment"]
         target = Path(dest) / name
         if target.resolve() != out.resolve():
             target.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def render_results(results_root: str | Path, link_prefix: str) -> str:
     sections = []
     for name in order:
         folder = folders[name]
-        meta = json.loads((folder / "experiment.json").read_text())
+        meta = json.loads((folder / "experiment.json").read_text(encoding="utf-8"))
         exp = EXPERIMENTS.create(name, profile=meta["profile"])
         rows = _read_csv(folder / "results.csv")
         curves = _read_csv(folder / "curves.csv")
@@ -124,7 +124,7 @@ def write_docs(doc: str | Path, out_dirs: Sequence[str | Path] = ()) -> Path:
     if not results_root.is_dir():
         raise ValueError(f"{results_root}: no experiment results to write (give --results DIR)")
     block = render_results(results_root, results_root.name)
-    text = doc.read_text() if doc.is_file() else ""
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
     if BEGIN in text and END in text:
         head, _, rest = text.partition(BEGIN)
         _, _, tail = rest.partition(END)
@@ -132,5 +132,5 @@ def write_docs(doc: str | Path, out_dirs: Sequence[str | Path] = ()) -> Path:
     else:
         text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
     with atomic_path(doc) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return doc

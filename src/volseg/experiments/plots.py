@@ -52,7 +52,7 @@ def plot_dice_distribution(out: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def read_log(run_dir: Path) -> dict[str, list[float]]:
     """``log.csv`` of a run as columns of floats (empty cells: NaN)."""
-    with (run_dir / "log.csv").open() as handle:
+    with (run_dir / "log.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return {
         k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows]
@@ -97,7 +97,7 @@ def plot_grad_norms(out: Path, runs: Sequence[Run]) -> None:
     norms: dict[str, list[dict[str, float]]] = {}
     order: list[str] = []
     for run in runs:
-        with (run.run_dir / "grad_norms.csv").open() as handle:
+        with (run.run_dir / "grad_norms.csv").open(encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         last = max(int(r["epoch"]) for r in rows)
         layers = {r["layer"]: float(r["norm"]) for r in rows if int(r["epoch"]) == last}

@@ -164,9 +164,11 @@ def run_experiment(
     minutes = sum(float(r["seconds"]) for r in _last_epochs(curves)) / 60
     meta = {"experiment": exp.name, "profile": profile, "seeds": n_seeds, "runs": len(runs)}
     with atomic_path(out / "experiment.json") as tmp:
-        tmp.write_text(json.dumps({**meta, "training_minutes": round(minutes, 1)}, indent=1))
+        tmp.write_text(
+            json.dumps({**meta, "training_minutes": round(minutes, 1)}, indent=1), encoding="utf-8"
+        )
     with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(exp, rows, profile, n_seeds, curves))
+        tmp.write_text(summary_markdown(exp, rows, profile, n_seeds, curves), encoding="utf-8")
     for plot in exp.plots:
         plot(out, runs)
     plot_dice_distribution(out, rows)
@@ -208,7 +210,7 @@ def _last_epochs(curves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()
         for row in rows:

@@ -94,6 +94,6 @@ def write_metrics_csv(
     medians = aggregate(rows)
     lines.append(["median", *(_fmt(medians[c]["median"]) if c in medians else "" for c in columns)])
 
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(lines)
     return path

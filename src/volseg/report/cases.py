@@ -91,7 +91,7 @@ def cases_from_folders(
 def cases_from_manifest(path: str | Path) -> list[CaseFiles]:
     """The cases listed in a ``cases.csv`` (see :data:`MANIFEST`)."""
     path = Path(path)
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"case", "prediction"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: needs the columns case,prediction[,reference,image]")
@@ -133,7 +133,7 @@ def _uncertainty_scores(cases: Sequence[CaseFiles]) -> dict[str, float]:
     for folder in {c.prediction.parent for c in cases}:
         path = folder / UNCERTAINTY
         if path.is_file():
-            with path.open(newline="") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 scores.update({r["case"]: float(r["uncertainty"]) for r in csv.DictReader(handle)})
     return scores
 

@@ -59,7 +59,7 @@ def load_methods(source: str | Path) -> list[Method]:
         path = source / "results.csv"
     else:
         raise OSError(f"{source}: no metrics.csv (volseg evaluate) or results.csv (experiment)")
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "case" not in rows[0]:
         raise ValueError(f"{path}: no 'case' column or no rows")

@@ -63,7 +63,7 @@ def _recipe(run: Path) -> list[dict[str, object]]:
 
     facts: list[dict[str, object]] = []
     if (run / "config.yaml").is_file():
-        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
         model, loss, data = config.get("model", {}), config.get("loss", {}), config.get("data", {})
         train = config.get("train", {})
         facts += [

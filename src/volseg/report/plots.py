@@ -35,7 +35,7 @@ def read_csv_floats(path: Path) -> list[dict[str, float]]:
         except ValueError:
             return math.nan
 
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
@@ -107,7 +107,7 @@ def grad_norm_plot(path: Path) -> str | None:
     """Per-layer gradient norm against depth, one line per logged epoch (``grad_norms.csv``)."""
     if not path.is_file():
         return None
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         rows = [(int(r["epoch"]), r["layer"], float(r["norm"])) for r in csv.DictReader(handle)]
     if not rows:
         return None

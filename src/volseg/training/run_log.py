@@ -32,7 +32,7 @@ def _atomic_write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
@@ -40,7 +40,7 @@ def _atomic_write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
 
 def read_log(path: str | Path) -> list[dict[str, float]]:
     """The rows of a ``log.csv`` as floats (empty cells become NaN)."""
-    with Path(path).open(newline="") as handle:
+    with Path(path).open(newline="", encoding="utf-8") as handle:
         return [
             {k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
             for row in csv.DictReader(handle)
@@ -190,7 +190,7 @@ class GradNormTracker:
         self.count = 0
         self.rows: list[tuple[int, str, float]] = []
         if resume_epoch and self.path.is_file():
-            with self.path.open(newline="") as handle:
+            with self.path.open(newline="", encoding="utf-8") as handle:
                 for row in csv.DictReader(handle):
                     if int(row["epoch"]) <= resume_epoch:
                         self.rows.append((int(row["epoch"]), row["layer"], float(row["norm"])))
