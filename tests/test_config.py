@@ -218,3 +218,12 @@ def test_vnet_promise12_is_the_papers_recipe() -> None:
     assert isinstance(deform, RandomBSplineDeformation)
     assert deform.grid == 2 and deform.sigma_voxels == 15.0
     assert isinstance(match, RandomHistogramMatching)
+
+
+@pytest.mark.parametrize("text", ["?\n", "1: 2\n", "train: {1: 2}\n"])
+def test_non_name_keys_are_a_config_error(text: str, tmp_path: Path) -> None:
+    """Found by fuzzing: YAML `?` is the key None, which crashed the unknown-key message."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="keys must be names"):
+        load_config(path)

@@ -87,6 +87,9 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 def from_plain(cls: type[T], data: dict[str, Any], where: str) -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    not_text = [k for k in data if not isinstance(k, str)]
+    if not_text:  # YAML allows keys such as `? ` (None) or 1
+        raise ConfigError(f"{where or 'config'}: keys must be names, got {not_text[0]!r}")
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
