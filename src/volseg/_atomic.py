@@ -103,10 +103,7 @@ def atomic_path(
             left as it was. (Not ``mkstemp``: its 0600 mode would survive the rename.)
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(path, err) from None
+    _make_parent(path)
     tmp = _temp_name(path, suffix)
     try:
         try:
@@ -126,6 +123,14 @@ def atomic_path(
         tmp.unlink(missing_ok=True)
 
 
+def _make_parent(path: Path) -> None:
+    """Create ``path``'s folder; a failure names ``path`` and its cause."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(path, err) from None
+
+
 @contextmanager
 def atomic_files(path: str | Path, verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Like :func:`atomic_path` for a file written with companions (``.mhd`` + ``.zraw``).
@@ -135,10 +140,7 @@ def atomic_files(path: str | Path, verify: Callable[[Path], None] | None = None)
     names data that is not in place yet). ``verify`` gets the temporary ``path``.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(path, err) from None
+    _make_parent(path)
     folder = _temp_name(path, "")
     try:
         tmp = folder / path.name
