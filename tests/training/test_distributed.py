@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from volseg._atomic import is_temp
 from volseg.cli import main
 from volseg.config import (
     Config,
@@ -128,3 +131,36 @@ def test_nproc_wraps_torchrun(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 def test_resume_and_config_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "a.yaml", "--resume", "run"]) == 2
     assert "either CONFIG or --resume RUN_DIR" in capsys.readouterr().err
+
+
+def test_a_failing_rank_stops_every_rank_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    """Rank 1 raises after epoch 2 of 4: torchrun exits non-zero promptly (rank 0, waiting in a
+    collective, is stopped rather than hanging until the 10-minute timeout), and the checkpoint
+    rank 0 wrote is whole and loadable (atomic writes)."""
+    root = write_phantom_dataset(tmp_path / "data", cases=3, nested=True)
+    cfg = config(root, tmp_path / "ddp", batch_size=1)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=4))
+    dump_config(cfg, tmp_path / "ddp.yaml")
+    out = tmp_path / "weights"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path / "ddp.yaml"),
+        str(out),
+        "2",
+    ]
+    start = time.monotonic()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.monotonic() - start
+    assert done.returncode != 0
+    assert "rank 1 fails on purpose" in done.stderr
+    assert seconds < 120, f"ranks took {seconds:.0f} s to stop"
+    checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")
+    assert 1 <= checkpoint.epoch <= 3
+    assert not [p for p in (tmp_path / "ddp").rglob("*") if is_temp(p)]
