@@ -205,3 +205,40 @@ def test_dicom_folder_with_two_series_names_both(tmp_path: Path) -> None:
     assert "1125.1" in str(info.value) and "1125.2" in str(info.value)
     picked = read_dicom_series(folder, series="1.2.826.0.1.3680043.2.1125.2")
     assert picked.shape == (6, 5, 4)
+
+
+# -- sheared directions --------------------------------------------------------------------
+
+SHEARED_SROW = ((-0.8, 0.3, 0.0, 1.0), (0.0, -1.1, 0.0, 2.0), (0.0, 0.0, 2.5, 3.0))
+
+
+@pytest.mark.parametrize("qform_code", [1, 0])
+def test_sheared_nifti_sform_is_refused(tmp_path: Path, image: Volume, qform_code: int) -> None:
+    path = write_volume(image, tmp_path / "tilt.nii.gz")
+
+    def shear(h: bytearray) -> None:
+        struct.pack_into("<2h", h, 252, qform_code, 1)  # qform_code, sform_code
+        for row, values in enumerate(SHEARED_SROW):
+            struct.pack_into("<4f", h, 280 + 16 * row, *values)
+
+    _nifti_header_edit(path, shear)
+    if qform_code:  # what ITK makes of it: the qform's rotation, the shear silently dropped
+        direction = sitk.ReadImage(str(path)).GetDirection()
+        assert np.allclose(direction, image.direction, atol=1e-5)
+    with pytest.raises(VolumeReadError, match=r"tilt\.nii\.gz: the sform is sheared"):
+        read_volume(path)
+
+
+def test_orthonormal_sform_with_voxel_sizes_is_read(tmp_path: Path, image: Volume) -> None:
+    path = write_volume(image, tmp_path / "ok.nii.gz")  # columns of length 0.8, 1.1, 2.5
+    assert read_volume(path).same_grid(image)
+    assert not np.allclose(image.direction, np.eye(3).ravel())  # a rotated grid passes
+
+
+def test_sheared_mha_direction_is_refused(tmp_path: Path, image: Volume) -> None:
+    sheared = Volume(image.array, image.spacing, image.origin, (1, 0.3, 0, 0, 1, 0, 0, 0, 1))
+    path = tmp_path / "shear.mha"
+    sitk.WriteImage(sheared.to_sitk(), str(path))  # MHA keeps any matrix
+    assert sitk.ReadImage(str(path)).GetDirection()[1] == pytest.approx(0.3)
+    with pytest.raises(VolumeReadError, match=r"shear\.mha: direction .* is sheared"):
+        read_volume(path)

@@ -23,7 +23,14 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["NiftiHeader", "NiftiScan", "count_nonfinite", "nifti_header", "scan_nifti"]
+__all__ = [
+    "NiftiHeader",
+    "NiftiScan",
+    "count_nonfinite",
+    "is_orthonormal",
+    "nifti_header",
+    "scan_nifti",
+]
 
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes: FLOAT32, FLOAT64
 _ITEMSIZE = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8}
@@ -42,6 +49,9 @@ class NiftiHeader:
         pixdim: ``pixdim[1..dim[0]]``, the voxel size of each axis.
         offset: where the voxel data starts (``vox_offset``).
         itemsize: bytes per voxel (0 for an unknown datatype).
+        qform_code: 0 when the header has no qform.
+        sform_code: 0 when the header has no sform.
+        srow: the sform's 3x4 affine, row by row (``srow_x``, ``srow_y``, ``srow_z``).
     """
 
     order: str
@@ -50,6 +60,21 @@ class NiftiHeader:
     pixdim: tuple[float, ...]
     offset: int
     itemsize: int
+    qform_code: int = 0
+    sform_code: int = 0
+    srow: tuple[float, ...] = ()
+
+    @property
+    def sform_sheared(self) -> bool:
+        """Whether the sform's axes are not orthogonal (a shear, e.g. a CT gantry tilt).
+
+        ITK keeps only a rotation: it then reads the qform instead, or refuses the file when
+        there is none. Columns are normalised first (their lengths are the voxel sizes).
+        """
+        if self.sform_code <= 0 or len(self.srow) != 12:
+            return False
+        matrix = np.asarray(self.srow, dtype=np.float64).reshape(3, 4)[:, :3]
+        return not is_orthonormal(matrix, normalise=True)
 
     @property
     def voxels(self) -> int:
@@ -68,6 +93,21 @@ class NiftiScan:
     inf: int
 
 
+def is_orthonormal(matrix: np.ndarray, *, normalise: bool = False, tol: float = 1e-4) -> bool:
+    """Whether a square direction matrix is a rotation or reflection (``M^T M = I``).
+
+    ``normalise`` divides each column by its length first (an affine whose columns carry the
+    voxel sizes). ``tol`` admits float32 header rounding, far below any real shear.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if normalise:
+        norms = np.linalg.norm(m, axis=0)
+        if not np.all(norms > 0):
+            return False
+        m = m / norms
+    return bool(np.abs(m.T @ m - np.eye(m.shape[0])).max() <= tol)
+
+
 def _parse(head: bytes) -> NiftiHeader | None:
     for order in "<>":
         if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:  # NIfTI-1
@@ -75,11 +115,15 @@ def _parse(head: bytes) -> NiftiHeader | None:
             datatype = struct.unpack(order + "h", head[70:72])[0]
             pixdim = struct.unpack(order + "8f", head[76:108])
             offset = max(348, int(struct.unpack(order + "f", head[108:112])[0]))
+            qform_code, sform_code = struct.unpack(order + "2h", head[252:256])
+            srow = struct.unpack(order + "12f", head[280:328])
         elif len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:  # NIfTI-2
             datatype = struct.unpack(order + "h", head[12:14])[0]
             dims = struct.unpack(order + "8q", head[16:80])
             pixdim = struct.unpack(order + "8d", head[104:168])
             offset = max(540, struct.unpack(order + "q", head[168:176])[0])
+            qform_code, sform_code = struct.unpack(order + "2i", head[344:352])
+            srow = struct.unpack(order + "12d", head[400:496])
         else:
             continue
         if not 1 <= dims[0] <= 7:
@@ -92,6 +136,9 @@ def _parse(head: bytes) -> NiftiHeader | None:
             tuple(float(p) for p in pixdim[1 : n + 1]),
             offset,
             _ITEMSIZE.get(datatype, 0),
+            int(qform_code),
+            int(sform_code),
+            tuple(float(v) for v in srow),
         )
     return None
 

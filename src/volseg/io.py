@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from volseg._atomic import atomic_files, atomic_path, write_error
-from volseg._nifti import NiftiHeader, NiftiScan, nifti_header, scan_nifti
+from volseg._nifti import NiftiHeader, NiftiScan, is_orthonormal, nifti_header, scan_nifti
 
 __all__ = [
     "MAX_VOXELS",
@@ -211,7 +211,25 @@ def _check_header(path: Path, limit: int | None) -> NiftiHeader | None:
     if bad:
         shown = ", ".join(f"{s:g}" for s in spacing)
         raise VolumeReadError(f"{path}: spacing ({shown}) must be finite and > 0")
+    if header is not None and header.sform_sheared:
+        instead = "reads the qform instead" if header.qform_code > 0 else "cannot read it"
+        raise VolumeReadError(
+            f"{path}: the sform is sheared (its axes are not orthogonal, e.g. a CT gantry tilt); "
+            f"ITK {instead}, so the geometry would be wrong: resample it onto an orthogonal grid"
+        )
     return header
+
+
+def _check_direction(volume: Volume) -> None:
+    """Refuse a direction that is not a rotation/reflection (MHA keeps any matrix): ITK's
+    filters assume one, and its NIfTI writer silently coerces a shear to a rotation."""
+    if not is_orthonormal(volume.direction_matrix):
+        shown = ", ".join(f"{v:.4g}" for v in volume.direction)
+        raise VolumeReadError(
+            f"{volume.source}: direction ({shown}) is sheared (its axes are not orthogonal); "
+            "volseg, like ITK, supports rotations and flips only: resample it onto an "
+            "orthogonal grid"
+        )
 
 
 def _nonfinite_counts(path: Path, volume: Volume, scan: NiftiScan | None) -> tuple[int, int]:
@@ -272,6 +290,7 @@ def read_volume(
     if image.GetDimension() not in (2, 3):
         raise VolumeReadError(f"{p}: {image.GetDimension()}-D images are not supported")
     volume = Volume.from_sitk(image, source=str(p))
+    _check_direction(volume)
     if finite:
         nan, inf = _nonfinite_counts(p, volume, scan)
         if nan or inf:
