@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "volseg.regions",
         "volseg.decoding",
         "volseg._atomic",
+        "volseg._device",
         "volseg._nifti",
         "volseg._typed",
         "volseg._legacy_config",

@@ -465,6 +465,9 @@ class InferConfig:
             --precision``). Validation during training runs bf16 or fp32.
         channels_last: run nets channels-last end to end (faster convolutions on CPU; see
             :func:`volseg.nn.layout.to_channels_last`).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda`` (``volseg predict
+            --device``); windows are copied to a GPU through pinned memory. Exported ``.onnx``
+            models run on onnxruntime's CPU provider.
     """
 
     window: tuple[int, ...] | None = None
@@ -478,6 +481,7 @@ class InferConfig:
     keep_largest: tuple[int, ...] = ()
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from volseg._atomic import atomic_path, check_not_inputs
+from volseg._device import resolve_device
 from volseg.config import Config, InferConfig
 from volseg.data.preprocessing import Grid, PreprocessRecord, preprocess, restore
 from volseg.data.preprocessing.slabs import restore_rows
@@ -166,16 +167,19 @@ class Predictor:
         if len(dims) != 1:
             raise ValueError(f"ensemble members take different spatial dims {sorted(dims)}")
         self.spatial_dims = dims.pop()
+        onnx = any(type(m).__name__ == "OnnxNetwork" for m in models)
+        self.device = (
+            torch.device("cpu") if onnx else resolve_device(config.infer.device, "infer.device")
+        )
         if config.infer.channels_last:
             models = [to_channels_last(m) for m in models]
-        self.models = [m.eval() for m in models]
+        self.models = [m.to(self.device).eval() for m in models]
         self.model = self.models[0]
         self.config = config
         self.labels = list(labels)
         self.in_channels = in_channels
         self.regions = get_regions(config.data.regions) if config.data.regions else None
         self.activation = resolve_activation(config.infer.activation, self.regions)
-        onnx = any(type(m).__name__ == "OnnxNetwork" for m in models)
         self.precision = (
             "fp32" if onnx else resolve_precision(config.infer.precision, config.train.runtime.amp)
         )
@@ -320,11 +324,13 @@ class Predictor:
         output: str | Path,
         probabilities: str | Path | None = None,
         uncertainty: str | Path | None = None,
+        series: str | None = None,
     ) -> Path:
         """Predict and write atomically; refuses to overwrite one of the inputs (resolved
         through symlinks and hard links, before anything is read).
 
         Args:
+            series: for a DICOM folder holding several series, the SeriesInstanceUID to read.
             probabilities: also write the probability maps here (``.npz``: float16, see
                 :func:`write_probabilities`).
             uncertainty: also write the entropy map (:func:`entropy_map`, float32) here.
@@ -333,7 +339,7 @@ class Predictor:
         targets = [Path(output)] + ([Path(probabilities)] if probabilities else [])
         targets += [Path(uncertainty)] if uncertainty else []
         check_not_inputs(targets, inputs)
-        volume = read_volume(image)
+        volume = read_volume(inputs[0] if len(inputs) == 1 else inputs, series=series)
         if not probabilities and not uncertainty:  # slab by slab: no whole probability maps
             return write_volume(self._predict_label(volume), output)
         probs = self.predict_probabilities(volume)

@@ -372,7 +372,8 @@ def read_dicom_series(
     if series is None and len(ids) > 1:
         raise VolumeReadError(
             f"{folder}: {len(ids)} DICOM series in one folder ({', '.join(ids)}); "
-            "move each into its own folder or pick one by SeriesInstanceUID"
+            "move each into its own folder or pick one by SeriesInstanceUID "
+            "(volseg predict --series UID)"
         )
     if series is not None and series not in ids:
         raise VolumeReadError(f"{folder}: no DICOM series {series} (found {', '.join(ids)})")

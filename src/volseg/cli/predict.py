@@ -69,6 +69,8 @@ def _infer_overrides(args: argparse.Namespace) -> dict[str, object]:
         overrides["keep_largest"] = tuple(args.keep_largest)
     if args.precision is not None:
         overrides["precision"] = args.precision
+    if args.device is not None:
+        overrides["device"] = args.device
     return overrides
 
 
@@ -103,7 +105,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         )
         entropy = out.parent / "uncertainty" / out.name if args.uncertainty else None
         try:
-            predictor.predict_file(images, out, probabilities=probs, uncertainty=entropy)
+            predictor.predict_file(
+                images, out, probabilities=probs, uncertainty=entropy, series=args.series
+            )
         except Exception as err:  # one bad case must not stop the batch
             if len(jobs) == 1:
                 raise
@@ -211,6 +215,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
         help="network precision (default auto: what the run trained with; printed)",
+    )
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="where the net runs (default auto: CUDA when available)",
+    )
+    p.add_argument(
+        "--series",
+        metavar="UID",
+        help="for a DICOM folder holding several series: the SeriesInstanceUID to segment",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)

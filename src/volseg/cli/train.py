@@ -26,6 +26,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 forwarded += [flag, value]
         if args.epochs is not None:
             forwarded += ["--epochs", str(args.epochs)]
+        if args.device is not None:
+            forwarded += ["--device", args.device]
         forwarded += ["-q"] if args.quiet else []
         return subprocess.run(torchrun_command(args.nproc, forwarded), check=False).returncode
     if args.resume:
@@ -42,6 +44,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, epochs=args.epochs)
+        )
+    if args.device is not None:
+        runtime = dataclasses.replace(config.train.runtime, device=args.device)
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, runtime=runtime)
         )
     result = train(config, progress=not args.quiet, resume=bool(args.resume))
     if launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
@@ -122,6 +129,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--run-dir", help="override run_dir from the config")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
     p.add_argument("--epochs", type=int, help="override train.epochs (extends a resumed run)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="override train.runtime.device (auto: CUDA when available)",
+    )
     p.add_argument(
         "--nproc", type=int, default=1, help="train with N DDP processes (runs torchrun)"
     )

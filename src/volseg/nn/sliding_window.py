@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from volseg._device import to_device
 from volseg.config import InferConfig
 
 __all__ = [
@@ -219,7 +220,7 @@ def sliding_window_forward(
         chunk = jobs[first : first + batch_size]
         crops = [image[(slice(None), *s)] for _, s in chunk]
         crops = [c.flip([a + 1 for a in f]) if f else c for c, (f, _) in zip(crops, chunk)]
-        batch = torch.stack(crops).to(device)
+        batch = to_device(torch.stack(crops), device)
         result = _forward(model, batch, divisor).float().cpu()
         if output is None:
             output = torch.zeros((result.shape[1], *shape), dtype=torch.float32)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from volseg._device import to_device
 from volseg.losses.base import logits_of
 from volseg.metrics import overlap_from_counts
 from volseg.regions import Region, batch_labels_to_regions
@@ -110,7 +111,7 @@ def train_step(
         image: ``(B, C, *spatial)``; target: ``(B, 1, *spatial)`` class indices.
     """
     train = state.config.train
-    image, target = image.to(device), target.to(device)
+    image, target = to_device(image, device), to_device(target, device)
     if state.regions:
         target = region_targets(target, state.labels, state.regions)
     state.optimizer.zero_grad(set_to_none=True)

@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from volseg._device import resolve_device
 from volseg.config import Config, dump_config
 from volseg.data.layouts import Case, find_cases
 from volseg.data.sampling import LoadedCase, PatchDataset, build_loader, load_case
@@ -74,14 +75,6 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.runtime.device is cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def _load_cases(
@@ -143,7 +136,7 @@ def train(
     """
     start_time = time.monotonic()
     train_cfg, runtime = config.train, config.train.runtime
-    device = _device(runtime.device)
+    device = resolve_device(runtime.device, "train.runtime.device")
     info = init_distributed(device.type)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
