@@ -183,7 +183,7 @@ def test_txt_list_single_file_and_dataset_folder_names(tmp_path: Path) -> None:
 
 def _manifest_folder(root: Path) -> Path:
     """Images named unlike their cases, and cases.csv naming them (no manifest.csv)."""
-    for i, case in enumerate(("liver_a", "liver_b")):
+    for i in range(2):
         _scan(root / f"scan{i}.nii.gz", i, root / f"seg{i}.nii.gz")
     rows = "".join(f"liver_{c},scan{i}.nii.gz,seg{i}.nii.gz\n" for i, c in enumerate("ab"))
     (root / "cases.csv").write_text("case_id,image,label\n" + rows, encoding="utf-8")
@@ -300,3 +300,16 @@ def test_evaluate_ref_takes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixt
         == 0
     )
     assert "dice_1: 1.0000 +/- 0.0000" in capsys.readouterr().out
+
+
+def test_a_folder_csv_is_a_manifest_only_when_it_lists_cases(tmp_path: Path) -> None:
+    _touch(tmp_path / "a.nii.gz")
+    (tmp_path / "metrics.csv").write_text("case,dice_1\na,1\n", encoding="utf-8")
+    run_cases = "case,image,prediction,reference\na,a.nii.gz,p.nii.gz,r.nii.gz\n"
+    (tmp_path / "cases.csv").write_text(run_cases, encoding="utf-8")  # a run's, not a manifest
+    (tmp_path / "splits.json").write_text(json.dumps([{"train": ["a"]}]), encoding="utf-8")
+    assert find_cases(tmp_path).layout == "folder"
+    (tmp_path / "list.json").write_text(json.dumps({"cases": [{"image": "a.nii.gz"}]}), "utf-8")
+    ds = find_cases(tmp_path)
+    assert (ds.layout, ds.root.name) == ("manifest", "list.json")
+    assert [c.case_id for c in ds.cases] == ["a"]

@@ -249,7 +249,6 @@ def evaluate_folders(
         raise VolumeReadError(f"{ref_dir}: no reference label map found")
     if not pairing.pairs:
         raise VolumeReadError(f"{pred_dir}: no prediction for case(s) {_listed(sorted(refs))}")
-    _say_pairing(pairing, Path(pred_dir), Path(ref_dir), note)
     infer_labels = labels is None and regions is None
     rows: list[dict[str, float | str]] = []
     found: set[int] = set()  # non-zero labels of the references
@@ -301,6 +300,7 @@ def evaluate_folders(
             lesions=lesions,
         )
         rows = [{"case": r["case"], **{k: r.get(k, v) for k, v in template.items()}} for r in rows]
+    _say_pairing(pairing, Path(pred_dir), Path(ref_dir), note)  # once scored: errors stay 1 line
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
     csv_path = Path(output) if output else Path(pred_dir) / "metrics.csv"
     write_metrics_csv(rows, summary, csv_path)

@@ -1,6 +1,6 @@
 """``manifest``: a ``.csv`` or ``.json`` file listing the files of each case.
 
-CSV columns: ``case_id`` (optional: the first image's name), ``image`` or ``image_*`` /
+CSV columns: ``case_id`` (optional, see below), ``image`` or ``image_*`` /
 ``channel_*`` (one per channel, in order; the part after ``_`` names the channel) and ``label``
 (optional, may be empty). JSON: a list of ``{"case_id", "images", "label"}`` objects, or
 ``{"cases": [...], "labels": [...], "channel_names": [...]}``. Relative paths are taken from the
@@ -9,7 +9,8 @@ manifest's folder. Without a ``case_id``, a case is named from its image files
 
 A folder is a manifest dataset when it holds one: ``manifest.csv``/``manifest.json``, or any
 other ``.csv`` with an image column or ``.json`` list of cases (``cases.csv``); ``dataset.json``
-is MSD's, and a CSV such as ``metrics.csv`` or BraTS's ``name_mapping.csv`` is not a manifest.
+is MSD's, and a CSV such as ``metrics.csv``, BraTS's ``name_mapping.csv`` or a run's
+``cases.csv`` (with a ``prediction`` column) is not a manifest.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _looks_like_manifest(path: Path) -> bool:
         if path.suffix.lower() == ".csv":
             with path.open(newline="", encoding="utf-8-sig") as handle:
                 header = next((r for r in csv.reader(handle) if any(c.strip() for c in r)), [])
-            return any(_IMAGE_COLUMN.match(h.strip()) for h in header)
+            names = [h.strip() for h in header]
+            # a run's cases.csv (case, image, prediction, reference) lists predictions, not cases
+            return "prediction" not in names and any(_IMAGE_COLUMN.match(h) for h in names)
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError):
         return False
