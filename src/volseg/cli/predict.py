@@ -225,7 +225,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "-o", "--output", required=True, help="output file, or folder (CASE.nii.gz per case)"
     )
-    p.add_argument("--layout", default="auto", choices=["auto", *list_layouts()])
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", *list_layouts()],
+        help="layout of a dataset -i (default: detected)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo cases already predicted")
     p.add_argument("--window", type=int, nargs="+", help="sliding window, array order (z y x)")
     p.add_argument("--overlap", type=float, help="window overlap fraction")
