@@ -75,7 +75,7 @@ def test_predict_writes_entropy_and_scores_and_the_report_shows_them(
     assert main([*args, "--uncertainty", "-q"]) == 0
     with (out / "uncertainty" / "scores.csv").open(encoding="utf-8") as handle:
         scores = {r["case"]: float(r["uncertainty"]) for r in csv.DictReader(handle)}
-    names = sorted(p.name.removesuffix(".nii.gz") for p in images)
+    names = sorted(p.name.removesuffix("_0000.nii.gz") for p in images)  # nnU-Net case names
     assert len(names) == 2 and sorted(scores) == names
     assert all(0.0 < v < 1.0 for v in scores.values()), scores  # an untrained net: unsure
     for name in names:

@@ -33,6 +33,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         convention=args.convention,
         empty=args.empty,
         lesions=lesions,
+        layout=args.layout,
     )
     columns = ["case", *[k for k in rows[0] if k != "case"]]
     print(format_table(rows, columns))
@@ -57,9 +58,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands."""
+    from volseg.data.layouts import list_layouts
+
+    layouts = ["auto", *list_layouts()]
     p = sub.add_parser("evaluate", help="Dice, HD95, lesion-wise scores... of predictions")
-    p.add_argument("--pred", required=True, help="folder of predicted label maps")
-    p.add_argument("--ref", required=True, help="folder of reference label maps (same names)")
+    p.add_argument("--pred", required=True, help="folder of predicted label maps (CASE.nii.gz)")
+    p.add_argument(
+        "--ref",
+        required=True,
+        help="folder of reference label maps (CASE.nii.gz), or a labelled dataset "
+        "(manifest, MSD, BraTS...); paired by case id",
+    )
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=layouts,
+        help="layout of --ref (default: detected; folder = a folder of label maps)",
+    )
     p.add_argument(
         "--labels",
         type=int,
@@ -138,6 +153,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("check", help="list every problem in a dataset")
-    p.add_argument("dataset", help="dataset folder or manifest")
-    p.add_argument("--layout", default="auto")
+    p.add_argument("dataset", help="dataset folder (any layout, or holding a manifest) or file")
+    p.add_argument("--layout", default="auto", choices=layouts, help="default: detected")
     p.set_defaults(func=_cmd_check)

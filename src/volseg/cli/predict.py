@@ -11,15 +11,29 @@ from volseg.cli._common import UsageError
 
 
 def _prediction_jobs(
-    inputs: list[str], output: str, channels: Sequence[str] | None = None
+    inputs: list[str],
+    output: str,
+    channels: Sequence[str] | None = None,
+    layout: str = "auto",
+    in_channels: int | None = None,
 ) -> list[tuple[list[Path], Path]]:
-    """Pairs (input files, output file) for one file, several channel files, a folder in any
-    dataset layout, or a ``.txt`` list (one case per line, its channel files separated by spaces).
+    """Pairs (input files, output file) for one file, several channel files, a dataset in any
+    layout (a folder, a ``.csv``/``.json`` manifest), or a ``.txt`` list (one case per line, its
+    channel files separated by spaces).
 
-    ``channels``: the run's ``data.channels``; a dataset folder then gives those channels of each
-    case, in that order (a run trained on ``t1ce + flair`` predicts a four-modality BraTS folder).
+    Outputs are named ``CASE<suffix of the input>`` after the case id the layouts give
+    (:func:`volseg.data.layouts.case_id_of`: ``hip_008_0000.nii.gz`` -> ``hip_008.nii.gz``, a
+    manifest's ``case_id``), also for one scan written into a folder (``-o FOLDER/``).
+
+    ``channels``: the run's ``data.channels``; a dataset then gives those channels of each case,
+    in that order (a run trained on ``t1ce + flair`` predicts a four-modality BraTS folder). A
+    plain folder's channels have no names: nnU-Net's ``CASE_0000``, ``CASE_0001`` files are the
+    run's channels in that order. ``in_channels``: the run's input channels; a folder whose
+    ``CASE_XXXX`` groups hold another number of files is an error, except for a one-channel run,
+    which then predicts each file (numbered scans such as ``scan_0000``, ``scan_0001``).
+    ``layout``: the dataset's layout (default: detected).
     """
-    from volseg.data.layouts import find_cases
+    from volseg.data.layouts import case_id_of, find_cases
     from volseg.io import SUPPORTED_SUFFIXES, strip_suffix
 
     def named(images: list[Path], case_id: str) -> tuple[list[Path], Path]:
@@ -30,10 +44,15 @@ def _prediction_jobs(
     first = Path(inputs[0])
     out_dir = Path(output)
     many = len(inputs) == 1 and (
-        (first.is_dir() and not any(first.glob("*.dcm"))) or first.suffix == ".txt"
+        (first.is_dir() and not any(first.glob("*.dcm")))
+        or first.suffix.lower() in (".txt", ".csv", ".json")
+    )
+    to_folder = not out_dir.name.lower().endswith(SUPPORTED_SUFFIXES) and (
+        output.endswith(("/", "\\")) or out_dir.is_dir()
     )
     if not many:
-        return [([Path(p) for p in inputs], out_dir)]
+        images = [Path(p) for p in inputs]
+        return [named(images, case_id_of(images)) if to_folder else (images, out_dir)]
     if out_dir.suffix or out_dir.name.endswith(SUPPORTED_SUFFIXES):
         raise UsageError(f"{output}: input is a folder or list, so the output must be a folder")
     if first.suffix == ".txt":
@@ -46,8 +65,21 @@ def _prediction_jobs(
             for line in lines
             if line and not line[0].startswith("#")
         ]
-        return [named(images, strip_suffix(images[0].name)) for images in cases]
-    dataset = find_cases(first, channels=channels)
+        return [named(images, case_id_of(images)) for images in cases]
+    dataset = find_cases(first, layout)
+    if dataset.layout != "folder":
+        if channels is not None:
+            dataset = dataset.select_channels(channels)
+        return [named(list(case.images), case.case_id) for case in dataset.cases]
+    per_case = len(dataset.channel_names)  # > 1 only for grouped CASE_XXXX files
+    if in_channels is not None and per_case > 1 and per_case != in_channels:
+        if in_channels != 1:
+            raise UsageError(
+                f"{first}: {per_case} channel files per case (CASE_0000 to "
+                f"CASE_{per_case - 1:04d}), but the run expects {in_channels} channel(s)"
+            )
+        files = [f for case in dataset.cases for f in case.images if f.exists()]
+        return [named([f], strip_suffix(f)) for f in files]
     return [named(list(case.images), case.case_id) for case in dataset.cases]
 
 
@@ -89,7 +121,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         amp = predictor.config.train.runtime.amp
         why = "chosen" if args.precision not in (None, "auto") else f"auto: trained with amp {amp}"
         print(f"precision: {predictor.precision} ({why})")
-    jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
+    jobs = _prediction_jobs(
+        args.input, args.output, predictor.config.data.channels, args.layout, predictor.in_channels
+    )
     failures = []
     skipped = 0
     scores: dict[str, float] = {}
@@ -174,6 +208,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's subcommands."""
+    from volseg.data.layouts import list_layouts
+
     p = sub.add_parser("predict", help="segment scans with a trained run")
     p.add_argument(
         "-m",
@@ -187,9 +223,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--input",
         required=True,
         nargs="+",
-        help="scan file, several channel files of one scan, a dataset folder, or a .txt case list",
+        help="scan file, several channel files of one scan, a dataset (folder, .csv/.json "
+        "manifest) or a .txt case list",
     )
-    p.add_argument("-o", "--output", required=True, help="output file (or folder for many cases)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output file, or folder (CASE.nii.gz per case)"
+    )
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", *list_layouts()],
+        help="layout of a dataset -i (default: detected)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo cases already predicted")
     p.add_argument("--window", type=int, nargs="+", help="sliding window, array order (z y x)")
     p.add_argument("--overlap", type=float, help="window overlap fraction")

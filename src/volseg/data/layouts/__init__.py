@@ -10,12 +10,17 @@ order (:meth:`Dataset.select_channels`, the same for every layout).
 The layouts, in auto-detection order (:func:`list_layouts`), with their ``rank``:
 
 * 10 ``msd``: a folder with ``dataset.json`` (MSD / nnU-Net v1 and v2; :mod:`.msd`);
-* 20 ``manifest``: a ``.csv`` or ``.json`` file listing each case's files, or a folder holding a
-  ``manifest.csv``/``manifest.json`` (:mod:`.manifest`);
+* 20 ``manifest``: a ``.csv`` or ``.json`` file listing each case's files, or a folder holding
+  one (any name but ``dataset.json``; :mod:`.manifest`);
 * 30 ``promise12``: ``CaseNN.mhd`` (+ ``CaseNN_segmentation.mhd``) files (:mod:`.promise12`);
 * 40 ``brats``: case folders of ``<case>_t1/_t1ce/_t2/_flair/_seg`` files, or BraTS 2023+'s
   ``<case>-t1n/-t1c/-t2w/-t2f/-seg`` (:mod:`.brats`);
-* 100 ``folder``: any folder, or one image; each image an unlabeled case (:mod:`.folder`).
+* 100 ``folder``: any folder, or one image; unlabeled cases, nnU-Net's ``CASE_0000``,
+  ``CASE_0001`` files grouped into case ``CASE`` (:mod:`.folder`).
+
+Case names are the same everywhere: :func:`case_id_of` names a case from its channel files as
+nnU-Net does (``hip_008_0000.nii.gz`` -> ``hip_008``); the layouts, ``volseg predict`` (its
+output ``CASE.nii.gz``) and ``volseg evaluate`` (its pairing) all use it.
 
 Adding a layout: one module defining a ``@register_layout`` subclass of :class:`Layout` (a
 ``name``, a ``rank``, ``detect`` and ``find``), one import line below, a line above, and a
@@ -24,12 +29,14 @@ fixture builder in ``tests/data/test_layouts.py`` (a test fails until there is o
 
 from __future__ import annotations
 
+from volseg.data.layouts._files import case_id_of, strip_channel
 from volseg.data.layouts.base import (
     LAYOUTS,
     Case,
     Dataset,
     Layout,
     LayoutError,
+    detect_layout,
     find_cases,
     list_layouts,
     register_layout,
@@ -41,9 +48,12 @@ __all__ = [
     "Dataset",
     "Layout",
     "LayoutError",
+    "case_id_of",
+    "detect_layout",
     "find_cases",
     "list_layouts",
     "register_layout",
+    "strip_channel",
 ]
 
 # Explicit imports that register the layouts (no folder crawling); detection order is by rank.

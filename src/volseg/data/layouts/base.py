@@ -25,6 +25,7 @@ __all__ = [
     "Dataset",
     "Layout",
     "LayoutError",
+    "detect_layout",
     "find_cases",
     "list_layouts",
     "register_layout",
@@ -180,6 +181,18 @@ def find_cases(
     if not dataset.cases:
         raise LayoutError(f"{path}: no cases found ({chosen.name} layout)")
     return dataset if channels is None else dataset.select_channels(channels)
+
+
+def detect_layout(root: str | Path) -> str:
+    """The name of the layout ``find_cases(root)`` would use (file names only).
+
+    Raises:
+        LayoutError: naming the path when it is missing or no layout recognises it.
+    """
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise LayoutError(f"{path}: dataset root not found")
+    return _detect(path).name
 
 
 def _detect(path: Path) -> Layout:

@@ -1,21 +1,27 @@
 """``manifest``: a ``.csv`` or ``.json`` file listing the files of each case.
 
-CSV columns: ``case_id`` (optional: the first image's name), ``image`` or ``image_*`` /
+CSV columns: ``case_id`` (optional, see below), ``image`` or ``image_*`` /
 ``channel_*`` (one per channel, in order; the part after ``_`` names the channel) and ``label``
 (optional, may be empty). JSON: a list of ``{"case_id", "images", "label"}`` objects, or
 ``{"cases": [...], "labels": [...], "channel_names": [...]}``. Relative paths are taken from the
-manifest's folder.
+manifest's folder. Without a ``case_id``, a case is named from its image files
+(:func:`~volseg.data.layouts.case_id_of`: ``a_0000.nii.gz`` -> ``a``).
+
+A folder is a manifest dataset when it holds one: ``manifest.csv``/``manifest.json``, or any
+other ``.csv`` with an image column or ``.json`` list of cases (``cases.csv``); ``dataset.json``
+is MSD's, and a CSV such as ``metrics.csv``, BraTS's ``name_mapping.csv`` or a run's
+``cases.csv`` (with a ``prediction`` column) is not a manifest.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
-from volseg.data.layouts._files import read_json, relative, sorted_unique
+from volseg.data.layouts._files import case_id_of, read_json, relative, sorted_unique
 from volseg.data.layouts.base import Case, Dataset, Layout, LayoutError, register_layout
-from volseg.io import strip_suffix
 
 __all__ = ["ManifestLayout"]
 
@@ -26,8 +32,8 @@ _Parsed = tuple[list[Case], tuple[str, ...], tuple[int, ...] | None]
 @register_layout
 class ManifestLayout(Layout):
     """A manifest file: recognised by a ``.csv`` or ``.json`` file given as the root, or by a
-    folder holding a ``manifest.csv`` or ``manifest.json`` (``volseg check DIR`` must not list
-    the folder's images and ignore the manifest that says what the cases are).
+    folder holding one (``volseg check DIR`` must not list the folder's images and ignore the
+    manifest that says what the cases are).
     """
 
     name = "manifest"
@@ -42,11 +48,14 @@ class ManifestLayout(Layout):
         path = root
         if root.is_dir():
             found = _manifests_in(root)
-            if len(found) != 1:
+            if not found:
                 raise LayoutError(
-                    f"{root}: the manifest layout needs a .csv/.json file "
-                    "(or a folder with exactly one manifest.csv or manifest.json)"
+                    f"{root}: no manifest in this folder (a .csv with an image column, or a "
+                    ".json list of cases)"
                 )
+            if len(found) > 1:
+                listed = ", ".join(f.name for f in found)
+                raise LayoutError(f"{root}: several manifests ({listed}); give one of them")
             path = found[0]
         suffix = path.suffix.lower()
         if suffix == ".csv":
@@ -59,7 +68,40 @@ class ManifestLayout(Layout):
 
 
 def _manifests_in(folder: Path) -> list[Path]:
-    return [folder / n for n in ("manifest.csv", "manifest.json") if (folder / n).is_file()]
+    """The manifests directly in ``folder``, sorted by name (``dataset.json`` is MSD's)."""
+    found = []
+    for f in sorted(folder.iterdir(), key=lambda p: p.name):
+        if (
+            f.suffix.lower() in (".csv", ".json")
+            and f.name != "dataset.json"
+            and not f.name.startswith(".")
+            and f.is_file()
+            and (f.stem == "manifest" or _looks_like_manifest(f))
+        ):
+            found.append(f)
+    return found
+
+
+def _looks_like_manifest(path: Path) -> bool:
+    """A CSV whose header has an image column, or a JSON list of cases (or ``{"cases": [...]}``)."""
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                header = next((r for r in csv.reader(handle) if any(c.strip() for c in r)), [])
+            names = [h.strip() for h in header]
+            # a run's cases.csv (case, image, prediction, reference) lists predictions, not cases
+            return "prediction" not in names and any(_IMAGE_COLUMN.match(h) for h in names)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError):
+        return False
+    if isinstance(data, dict):
+        data = data.get("cases")
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and ("images" in data[0] or "image" in data[0])
+    )
 
 
 def _read_csv(path: Path) -> _Parsed:
@@ -89,7 +131,7 @@ def _read_csv(path: Path) -> _Parsed:
         cells = [c.strip() for c in row] + [""] * (len(header) - len(row))
         where = f"{path}: line {n}"
         images = tuple(relative(base, cells[i], f"{where}, column {header[i]}") for i in image_cols)
-        case_id = cells[id_col] if id_col is not None else strip_suffix(images[0])
+        case_id = cells[id_col] if id_col is not None else case_id_of(images)
         if not case_id:
             raise LayoutError(f"{where}: empty case_id")
         label_text = cells[label_col] if label_col is not None else ""
@@ -137,7 +179,7 @@ def _read_json(path: Path) -> _Parsed:
         images = tuple(relative(base, v, f"{where}.images") for v in raw_images)
         case_id = entry.get("case_id")
         if case_id is None:
-            case_id = strip_suffix(images[0])
+            case_id = case_id_of(images)
         label = entry.get("label")
         cases.append(
             Case(

@@ -13,18 +13,21 @@ either the v1 (``"1": "tumour"``) or the v2 (``"tumour": 1``, regions ``[1, 2]``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from volseg.data.layouts._files import image_suffix, read_json, relative, sorted_unique
+from volseg.data.layouts._files import (
+    channel_file,
+    image_suffix,
+    read_json,
+    relative,
+    sorted_unique,
+)
 from volseg.data.layouts.base import Case, Dataset, Layout, LayoutError, register_layout
 from volseg.io import strip_suffix
 
 __all__ = ["MSDLayout"]
-
-_NNUNET_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
 @register_layout
@@ -160,11 +163,11 @@ def _v2(
     case_ids: set[str] = set()
     max_channel = -1
     for f in _files_ending(images_dir, ending):
-        match = _NNUNET_CHANNEL.match(f.name[: -len(ending)])
-        if match is None:
+        parsed = channel_file(f.name[: -len(ending)])
+        if parsed is None:
             raise LayoutError(f"{f}: expected an image named CASE_XXXX{ending} (XXXX = channel)")
-        case_ids.add(match["case"])
-        max_channel = max(max_channel, int(match["channel"]))
+        case_ids.add(parsed[0])
+        max_channel = max(max_channel, parsed[1])
     has_labels = labels_dir.is_dir()
     if has_labels:
         case_ids.update(f.name[: -len(ending)] for f in _files_ending(labels_dir, ending))
