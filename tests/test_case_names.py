@@ -247,7 +247,13 @@ def test_evaluate_reports_unpaired_files_and_pairs_old_channel_names(
     _label(pred / "a.nii.gz", 0)
     _label(pred / "b_0000.nii.gz", 1)  # left by an older volseg
     _label(pred / "z.nii.gz", 5)
-    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref)]) == 0
+    # a reference without a prediction would silently leave the mean: an error by default
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "no prediction for case(s) c of" in err[0]
+    assert "2 of 3 paired; --allow-missing" in err[0]
+    assert not (pred / "metrics.csv").exists()
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--allow-missing"]) == 0
     captured = capsys.readouterr()
     err = captured.err.splitlines()
     assert f"volseg: paired 2 prediction(s) in {pred} with references in {ref}" in err
@@ -313,3 +319,15 @@ def test_a_folder_csv_is_a_manifest_only_when_it_lists_cases(tmp_path: Path) -> 
     ds = find_cases(tmp_path)
     assert (ds.layout, ds.root.name) == ("manifest", "list.json")
     assert [c.case_id for c in ds.cases] == ["a"]
+
+
+def test_evaluate_ignores_hidden_temp_files_of_a_cut_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    _label(ref / "a.nii.gz", 0)
+    _label(pred / "a.nii.gz", 0)
+    (pred / ".a.nii.gz.0123abcd.tmp.nii.gz").write_bytes(b"")  # left by a SIGKILL
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref)]) == 0
+    err = capsys.readouterr().err
+    assert "0123abcd" not in err and "warning" not in err

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from volseg._atomic import is_temp
 from volseg.data.layouts import (
     LayoutError,
     detect_layout,
@@ -62,6 +63,8 @@ def image_files(folder: str | Path) -> dict[str, Path]:
         raise VolumeReadError(f"{folder}: not a folder")
     files = {}
     for path in sorted(folder.iterdir()):
+        if is_temp(path):  # a write cut short (e.g. SIGKILL) leaves a hidden temp file
+            continue
         if path.is_file() and path.name.lower().endswith(SUPPORTED_SUFFIXES):
             files[strip_suffix(path)] = path
     return files
@@ -225,13 +228,16 @@ def evaluate_folders(
     warn: Callable[[str], None] = _stderr,
     layout: str = "auto",
     note: Callable[[str], None] = _note,
+    allow_missing: bool = False,
 ) -> tuple[list[dict[str, float | str]], dict[str, tuple[float, float]], Path]:
     """Score every reference that has a prediction; write per-case rows + mean/std/median to CSV.
 
     ``ref_dir`` is a folder of label maps or a labelled dataset (``layout``, default detected;
     :func:`reference_files`). Predictions pair with references by case id (:func:`pair_cases`);
     ``note`` is told what paired and which files did not (default: lines on stderr). Nothing
-    pairing is an error.
+    pairing is an error; so is a reference without a prediction (a missing case would silently
+    leave the mean), unless ``allow_missing`` scores the cases that pair and warns. A
+    prediction without a reference is not scored (a warning).
 
     ``labels=None`` scores every non-zero label found in the predictions or the references
     (none when ``regions`` is given); a label no reference holds is scored (its reference masks
@@ -249,6 +255,11 @@ def evaluate_folders(
         raise VolumeReadError(f"{ref_dir}: no reference label map found")
     if not pairing.pairs:
         raise VolumeReadError(f"{pred_dir}: no prediction for case(s) {_listed(sorted(refs))}")
+    if pairing.references and not allow_missing:
+        raise VolumeReadError(
+            f"{pred_dir}: no prediction for case(s) {_listed(pairing.references)} of {ref_dir} "
+            f"({len(pairing.pairs)} of {len(refs)} paired; --allow-missing scores those alone)"
+        )
     infer_labels = labels is None and regions is None
     rows: list[dict[str, float | str]] = []
     found: set[int] = set()  # non-zero labels of the references

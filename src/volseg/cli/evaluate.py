@@ -34,6 +34,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         empty=args.empty,
         lesions=lesions,
         layout=args.layout,
+        allow_missing=args.allow_missing,
     )
     columns = ["case", *[k for k in rows[0] if k != "case"]]
     print(format_table(rows, columns))
@@ -74,6 +75,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="auto",
         choices=layouts,
         help="layout of --ref (default: detected; folder = a folder of label maps)",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score the references that have a prediction when some have none "
+        "(default: an error naming them)",
     )
     p.add_argument(
         "--labels",
