@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``volseg`` console script and ``python -m volseg``."""
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
+    args.argv = raw  # the command line as given: --nproc starts torchrun with it
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

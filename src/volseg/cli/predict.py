@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,9 +110,26 @@ def _infer_overrides(args: argparse.Namespace) -> dict[str, object]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from volseg.cli._parallel import (
+        parse_shard,
+        rank_shard,
+        relaunch,
+        select_shard,
+        wait_for_all_ranks,
+    )
     from volseg.inference import Predictor
     from volseg.io import strip_suffix
 
+    if args.nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
+    shard = parse_shard(args.shard) if args.shard else None
+    if args.nproc > 1 and rank_shard() is None:
+        return relaunch(args.argv, args.nproc)
+    if rank_shard() is not None and args.device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per rank
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     overrides = _infer_overrides(args)
     if len(args.model) > 1:
         predictor = Predictor.from_runs(args.model, **overrides)
@@ -124,12 +142,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     jobs = _prediction_jobs(
         args.input, args.output, predictor.config.data.channels, args.layout, predictor.in_channels
     )
+    batch = len(jobs) > 1
+    for part in (shard, rank_shard()):
+        if part is not None:
+            jobs = select_shard(jobs, *part)
     failures = []
     skipped = 0
     scores: dict[str, float] = {}
     for images, out in tqdm(jobs, desc="predicting", disable=len(jobs) < 2 or args.quiet):
         # a 0-byte file is no prediction (an earlier write that failed): redo it
-        if out.is_file() and out.stat().st_size > 0 and not args.overwrite and len(jobs) > 1:
+        if out.is_file() and out.stat().st_size > 0 and not args.overwrite and batch:
             skipped += 1
             continue
         probs = (
@@ -143,7 +165,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 images, out, probabilities=probs, uncertainty=entropy, series=args.series
             )
         except Exception as err:  # one bad case must not stop the batch
-            if len(jobs) == 1:
+            if not batch:
                 raise
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""
             failures.append(f"{images[0]}: {type(err).__name__}: {message}")
@@ -162,6 +184,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"volseg: failed: {failure}", file=sys.stderr)
     if failures:
         print(f"volseg: {len(failures)} of {len(jobs)} case(s) failed", file=sys.stderr)
+    wait_for_all_ranks()
     return 1 if failures else 0
 
 
@@ -173,20 +196,28 @@ def _uncertainty_of(entropy: Path, label: Path, background: int) -> float:
 
 
 def _write_uncertainty_scores(scores: dict[str, float], path: Path) -> Path:
-    """``uncertainty/scores.csv`` (case, uncertainty): this call's cases replace earlier rows."""
+    """``uncertainty/scores.csv`` (case, uncertainty): this call's cases replace earlier rows.
+
+    Shards (``--shard``, ``--nproc``) write into one folder at once: the read-merge-write is
+    serialised by an exclusive lock on a hidden lock file beside it.
+    """
     import csv
+    import fcntl
 
     from volseg._atomic import atomic_path
 
-    merged: dict[str, str] = {}
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as handle:
-            merged = {r["case"]: r["uncertainty"] for r in csv.DictReader(handle)}
-    merged.update({case: f"{value:.6g}" for case, value in scores.items()})
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["case", "uncertainty"])
-        writer.writerows(sorted(merged.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged: dict[str, str] = {}
+        if path.is_file():
+            with path.open(newline="", encoding="utf-8") as handle:
+                merged = {r["case"]: r["uncertainty"] for r in csv.DictReader(handle)}
+        merged.update({case: f"{value:.6g}" for case, value in scores.items()})
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["case", "uncertainty"])
+            writer.writerows(sorted(merged.items()))
     return path
 
 
@@ -265,6 +296,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--device",
         choices=["auto", "cpu", "cuda"],
         help="where the net runs (default auto: CUDA when available)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="predict every N-th case starting at the K-th (1-based; N cluster jobs, K=1..N, "
+        "cover the batch once)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="predict with N processes started by torchrun (one GPU each on CUDA)",
     )
     p.add_argument(
         "--series",
