@@ -209,6 +209,11 @@ def test_command_writes_json_and_page(
     assert main(["fingerprint", "-o", str(out)]) == 2
     assert "give DATASET or --demo" in capsys.readouterr().err
     assert main(["fingerprint", str(tmp_path / "missing"), "-q"]) == 2
+    capsys.readouterr()
+    (dataset[0].parent / "b_mr.nii.gz").unlink()  # a worker's error reaches the user, one line
+    assert main(["fingerprint", str(dataset[0]), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "b_mr.nii.gz: file not found" in err
 
 
 @pytest.mark.slow

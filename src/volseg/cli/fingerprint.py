@@ -18,7 +18,7 @@ def _demo_dataset(folder: Path) -> object:
     from volseg.data.layouts import find_cases
     from volseg.demo import DEMO_DATA
 
-    rows = ["case_id,image,label"]
+    rows = ["case_id,image_t1,label"]  # the channel is named t1: a T1-weighted MR scan
     for sub in ("train", "heldout"):
         for image in sorted((DEMO_DATA / sub).glob("*_t1.nii.gz")):
             case = image.name.removesuffix("_t1.nii.gz")

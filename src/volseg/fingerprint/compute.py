@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,12 @@ def _run(
                     for future in as_completed(futures):
                         results[futures[future]] = future.result()
                         bar.update()
+                except BrokenProcessPool:
+                    raise RuntimeError(
+                        "fingerprint: a worker process died (out of memory? or called from "
+                        "a script without an `if __name__ == '__main__':` guard, or from "
+                        "stdin); try workers=1"
+                    ) from None
                 except BaseException:
                     for future in futures:
                         future.cancel()
@@ -104,7 +111,10 @@ def fingerprint_dataset(
         ValueError: cases that disagree in their number of dimensions or channels.
 
     Warning:
-        Every voxel of every case is read: minutes for a large dataset (two workers halve it).
+        Every voxel of every case is read: minutes for a large dataset. Workers are started
+        with ``spawn`` (about a second each; SimpleITK's thread pool does not survive a
+        ``fork``), so a script calling this with ``workers > 1`` needs the usual
+        ``if __name__ == "__main__":`` guard; for a handful of small cases one worker is faster.
     """
     from volseg import __version__
 

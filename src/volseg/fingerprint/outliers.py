@@ -77,7 +77,10 @@ def _z(value: float) -> str:
 def _intensity(cases: Sequence[CaseFingerprint]) -> list[Outlier]:
     found: list[Outlier] = []
     for i, name in enumerate(c.name for c in cases[0].channels):
-        measured = [c for c in cases if c.channels[i].intensity.voxels]
+        region = "foreground" if any(c.foreground_voxels is not None for c in cases) else "image"
+        measured = [
+            c for c in cases if c.channels[i].intensity.voxels and c.channels[i].region == region
+        ]
         if len(measured) < MIN_CASES:
             continue
         low = [float(c.channels[i].intensity.p0_5) for c in measured]  # type: ignore[arg-type]
@@ -87,7 +90,6 @@ def _intensity(cases: Sequence[CaseFingerprint]) -> list[Outlier]:
             median = float(np.median(values))
             for case, v, zi in zip(measured, values, robust_z(values, floor), strict=True):
                 if zi > Z_LIMIT:
-                    region = case.channels[i].region
                     found.append(
                         Outlier(
                             case.case_id,

@@ -290,9 +290,14 @@ def summarize(cases: Sequence[CaseFingerprint], samples: Sequence[Sequence[np.nd
     Args:
         cases: every case, each with the same channels and the same classes (in order).
         samples: per case, per channel, the intensity sample of :func:`case_stats`.
+
+    The pooled intensities are over the labeled cases' foregrounds when there are labeled
+    cases (an unlabeled case's whole image is left out of them), else over the whole images.
     """
     orientations = Counter(c.orientation for c in cases)
     labeled = [c for c in cases if c.foreground_fraction is not None]
+    # intensities pooled over one kind of region: the foreground when any case has one
+    pool = [j for j, c in enumerate(cases) if c.foreground_fraction is not None or not labeled]
     channels = []
     for i, name in enumerate(c.name for c in cases[0].channels):
         per_case = [c.channels[i] for c in cases]
@@ -304,7 +309,7 @@ def summarize(cases: Sequence[CaseFingerprint], samples: Sequence[Sequence[np.nd
                 modality_reason=reason,
                 min=min(c.min for c in per_case),
                 max=max(c.max for c in per_case),
-                intensity=_pooled(per_case, [s[i] for s in samples]),
+                intensity=_pooled([per_case[j] for j in pool], [samples[j][i] for j in pool]),
             )
         )
     labels = []
