@@ -237,3 +237,18 @@ def test_command_on_the_demo_data_and_a_2d_synth_dataset(tmp_path: Path) -> None
     em = Fingerprint.read(out)
     assert em.dataset.dims == 2 and em.dataset.axes == "yx" and em.dataset.size_unit == "mm2"
     assert len(em.cases[0].orientation) == 2
+
+
+def test_a_real_ct_scan_is_recognised_as_ct(shared_data: Path, tmp_path: Path) -> None:
+    """pyradiomics' lung1 (CT, 512 x 512 x 48, padded with -1024) by the data rule alone."""
+    folder = shared_data / "pyradiomics"
+    manifest = tmp_path / "lung.csv"
+    manifest.write_text(
+        f"case_id,image,label\nlung1,{folder / 'lung1_image.nrrd'},{folder / 'lung1_label.nrrd'}\n",
+        encoding="utf-8",
+    )
+    fp = fingerprint_dataset(manifest, workers=1, progress=False)
+    (channel,) = fp.summary.channels
+    assert channel.name == "image"  # not named CT: the voxels decide
+    assert channel.modality == "CT" and channel.min == -1024
+    assert fp.dataset.root == str(manifest.resolve())

@@ -137,7 +137,7 @@ def fingerprint_dataset(
     summary = summarize(cases, samples)
     ndim = len(cases[0].shape)
     info = DatasetInfo(
-        root=str(dataset.root),
+        root=str(Path(dataset.root).resolve()),
         layout=dataset.layout,
         channel_names=tuple(dataset.channel_names),
         declared_labels=None if declared is None else tuple(int(v) for v in declared),

@@ -51,9 +51,9 @@ def _figure(width: float, height: float, panels: int = 1) -> tuple[Any, list[Any
 
 
 def _log_axis(ax: Any) -> None:
-    """A log y axis labelled with plain numbers (2, 100); one spanning less than a decade gets
-    five evenly spaced (in log) labelled ticks instead. Call after plotting."""
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    """A log y axis labelled with plain numbers (0.6, 2, 100), not powers of ten; one spanning
+    less than a decade gets five evenly spaced (in log) labelled ticks. Call after plotting."""
+    from matplotlib.ticker import FormatStrFormatter, LogFormatter, NullFormatter
 
     ax.set_yscale("log")
     low, high = ax.get_ylim()
@@ -62,8 +62,14 @@ def _log_axis(ax: Any) -> None:
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(low, high)
-    else:
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    else:  # matplotlib's choice of labelled ticks, written as plain numbers
+
+        class Plain(LogFormatter):
+            def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+                return f"{x:g}"
+
+        ax.yaxis.set_major_formatter(Plain())
+        ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
 
 
 def _strip(
