@@ -34,7 +34,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("volseg.losses", "volseg.metrics"),
     ("volseg.training",),
     ("volseg.inference", "volseg.export", "volseg.evaluation"),
-    ("volseg.report", "volseg.crossval", "volseg.synth", "volseg.experiments"),
+    (
+        "volseg.report",
+        "volseg.crossval",
+        "volseg.synth",
+        "volseg.experiments",
+        "volseg.fingerprint",
+    ),
     ("volseg.cli", "volseg.demo", "volseg.__main__"),
 ]
 
