@@ -319,7 +319,8 @@ class StoppingConfig:
 
     Attributes:
         patience: stop after this many epochs without a gain of ``train.monitor`` of more than
-            ``min_delta`` (0 disables).
+            ``min_delta`` (0 disables). Epochs, not validations: with ``train.validate_every``
+            k it stops at the first validation ``patience`` or more epochs after the last gain.
         max_minutes: stop after the epoch that crosses this wall-clock budget.
     """
 
@@ -408,6 +409,13 @@ class TrainConfig:
             paper uses 1) in validation and the training-batch Dice; 0 = the exact ratios.
         compile: train through ``torch.compile(model)`` (compiled on the first step; see
             ``docs/training.md`` for when it pays).
+        validate_every: validate every this many epochs (epochs k, 2k, ... counted from 1) and
+            always after the last one (``epochs``); other epochs leave the ``val_*`` cells of
+            ``log.csv`` blank and keep ``checkpoint_best.pt`` as it is. ``stopping.patience``
+            still counts epochs (checked at validations).
+        val_max_cases: validate on at most this many of the held-out cases: a subset drawn once
+            with ``seed``, the same cases at every validation and after a resume; ``None``
+            validates on all of them.
         optimizer, schedule, stopping, runtime: see their classes.
     """
 
@@ -421,6 +429,8 @@ class TrainConfig:
     val_metrics: tuple[MetricName, ...] = ("dice",)
     metric_eps: float = 0.0
     compile: bool = False
+    validate_every: int = 1
+    val_max_cases: int | None = None
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
@@ -438,6 +448,12 @@ class TrainConfig:
             raise ConfigError(f"foreground_ratio: must be in [0, 1], got {self.foreground_ratio}")
         if not self.metric_eps >= 0:
             raise ConfigError(f"metric_eps: must be >= 0, got {self.metric_eps}")
+        if self.validate_every < 1:
+            raise ConfigError(f"validate_every: must be >= 1, got {self.validate_every}")
+        if self.val_max_cases is not None and self.val_max_cases < 1:
+            raise ConfigError(
+                f"val_max_cases: must be >= 1 (or null for all), got {self.val_max_cases}"
+            )
 
 
 @dataclass(frozen=True)

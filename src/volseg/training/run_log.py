@@ -143,7 +143,9 @@ class RunLog:
         self.path = self.run_dir / "log.csv"
         self.rows: list[dict[str, float]] = []
         if resume_epoch and self.path.is_file():
-            self.rows = [r for r in read_log(self.path) if r["epoch"] <= resume_epoch]
+            rows = [r for r in read_log(self.path) if r["epoch"] <= resume_epoch]
+            # blank cells (epochs without validation) stay blank, not "nan"
+            self.rows = [{k: v for k, v in r.items() if not math.isnan(v)} for r in rows]
         self.writer = (
             SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=resume_epoch + 1)
             if tensorboard

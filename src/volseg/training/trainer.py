@@ -1,14 +1,18 @@
 """The training loop: patches in, a trained model, checkpoints and logs out.
 
 ``train(config)`` finds the cases, preprocesses them once (kept in memory), trains on random
-augmented patches (:mod:`volseg.data.sampling`), validates the whole held-out cases every epoch
-(:mod:`volseg.training.validation`) and writes, in ``config.run_dir``:
+augmented patches (:mod:`volseg.data.sampling`), validates the whole held-out cases every
+``train.validate_every`` epochs and after the last (:mod:`volseg.training.validation`) and
+writes, in ``config.run_dir``:
 
 * ``config.yaml`` — the resolved configuration;
 * ``log.csv``, ``tensorboard/``, ``curves.png`` (and ``grad_norms.*``) — see
   :mod:`volseg.training.run_log`;
 * ``checkpoint_last.pt`` (every epoch) and ``checkpoint_best.pt`` (best ``train.monitor``) —
   written atomically, holding everything needed to resume exactly.
+
+Before anything is written, the recipe is checked against the data
+(:mod:`volseg.training.pretrain_checks`: declared channels, labels and regions that occur).
 
 This module is the loop alone; one step is :func:`volseg.training.step.train_step`, everything
 around it a :class:`~volseg.training.callbacks.Callback` (logging, checkpoints, gradient norms,
@@ -49,10 +53,16 @@ from volseg.regions import get_regions
 from volseg.training.callbacks import Callback, CheckpointSaver, LogWriter
 from volseg.training.checkpoint import CheckpointError, load_checkpoint, restore_rng_state
 from volseg.training.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
+from volseg.training.pretrain_checks import check_channels, check_label_presence, data_channels
 from volseg.training.schedules import build_optimizer, build_scheduler, early_stopping
 from volseg.training.state import MONITOR_SIGN, TrainResult, TrainState
 from volseg.training.step import train_step
-from volseg.training.validation import validate, validation_metrics
+from volseg.training.validation import (
+    is_validation_epoch,
+    validate,
+    validation_metrics,
+    validation_subset,
+)
 
 __all__ = ["split_cases", "train"]
 
@@ -148,7 +158,8 @@ def train(
             torch.set_num_threads(runtime.threads)
         dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
         labels = list(config.data.labels or dataset.labels or (0, 1))
-        channels = len(dataset.channel_names) or len(dataset.cases[0].images)
+        channels = data_channels(dataset)
+        check_channels(config, dataset)
         config = dataclasses.replace(
             config, data=dataclasses.replace(config.data, labels=tuple(labels))
         )
@@ -162,7 +173,9 @@ def train(
         loss_fn = create_loss(config.loss.name, **config.loss.kwargs).to(device)
         build_augmentation(config.augment)
         train_cases, val_cases = split_cases(dataset.cases, config)
+        val_cases = validation_subset(val_cases, train_cfg.val_max_cases, train_cfg.seed)
         train_loaded = _load_cases(train_cases, config, labels, channels)
+        check_label_presence(config, labels, train_loaded)
         val_loaded = _load_cases(val_cases, config, labels, channels)
 
         run_dir = Path(config.run_dir)
@@ -193,22 +206,36 @@ def train(
         shutdown()
 
 
-def _end_epoch(state: TrainState, metrics: dict[str, float], validated: bool) -> None:
-    """Set ``state.improved`` and the best score from ``train.monitor``; update early stopping."""
+def _end_epoch(
+    state: TrainState, metrics: dict[str, float], has_val_cases: bool, validated: bool
+) -> None:
+    """Set ``state.improved`` and the best score from ``train.monitor``; update early stopping.
+
+    Without validation cases the latest model is the best one we can name. An epoch without a
+    validation (``train.validate_every``) changes neither the best checkpoint nor early
+    stopping; a validation without a gain adds the epochs since the previous validation to
+    ``since_best``, so ``train.stopping.patience`` counts epochs whatever ``validate_every``.
+    """
     train = state.config.train
-    if not validated:  # without validation cases the latest model is the best one we can name
+    if not has_val_cases:
         state.improved = True
         state.trainer.best_score, state.trainer.best_epoch = float(state.epoch), state.epoch
+        return
+    state.improved = False
+    if not validated:
         return
     score = MONITOR_SIGN[train.monitor] * metrics[train.monitor]
     state.improved = score > state.trainer.best_score
     if state.improved:
         state.trainer.best_score, state.trainer.best_epoch = score, state.epoch
-    verdict = early_stopping(
-        score, state.trainer.stopping_best, state.trainer.since_best, train.stopping
-    )
-    state.trainer.stopping_best, state.trainer.since_best = verdict.best, verdict.since_best
-    if verdict.stop:
+    before = state.trainer.since_best
+    verdict = early_stopping(score, state.trainer.stopping_best, before, train.stopping)
+    since_best = verdict.since_best
+    if since_best > before:  # no gain: count the epochs since the previous validation
+        every = train.validate_every
+        since_best = before + state.epoch - (state.epoch - 1) // every * every
+    state.trainer.stopping_best, state.trainer.since_best = verdict.best, since_best
+    if 0 < train.stopping.patience <= since_best:
         state.trainer.stop_reason = (
             f"early stopping: no {train.monitor} gain in {train.stopping.patience} epochs"
         )
@@ -277,11 +304,12 @@ def _run(
                 sums.setdefault(f"train_{key}", []).append(value)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{terms['loss']:.4f}")
+        validated = bool(val_loaded) and is_validation_epoch(epoch, train_cfg)
         scores = (
-            validate(state.model, val_shard, config, state.labels, loss_fn) if val_loaded else {}
+            validate(state.model, val_shard, config, state.labels, loss_fn) if validated else {}
         )
         metrics = _reduce_means({**sums, **scores}, info)
-        if val_loaded:  # the mean over labels/regions of every validation metric
+        if validated:  # the mean over labels/regions of every validation metric
             for metric in validation_metrics(config):
                 keys = [k for k in scores if k.startswith(f"val_{metric}_")]
                 metrics[f"val_{metric}"] = float(np.mean([metrics[k] for k in keys]))
@@ -289,14 +317,20 @@ def _run(
         metrics["lr"] = lr
         metrics["seconds"] = elapsed
         state.epoch, state.metrics, state.trainer.seconds = epoch, metrics, elapsed
-        _end_epoch(state, metrics, bool(val_loaded))
+        _end_epoch(state, metrics, bool(val_loaded), validated)
         over_time = max_minutes is not None and elapsed > max_minutes * 60
         if all_reduce_sum([float(over_time)], info)[0] > 0:  # rank 0's clock may differ
             state.trainer.stop_reason = f"time budget of {max_minutes} min reached"
         for hook in hooks:
             hook.on_epoch_end(state)
         if progress and info.is_main:
-            shown = f"{metrics['val_dice']:.4f}" if val_loaded else "n/a (no validation cases)"
+            shown = (
+                f"{metrics['val_dice']:.4f}"
+                if validated
+                else "not run this epoch"
+                if val_loaded
+                else "n/a (no validation cases)"
+            )
             tqdm.write(
                 f"epoch {epoch}: loss {metrics['train_loss']:.4f}, val Dice {shown}, "
                 f"lr {lr:.3g}, {elapsed:.0f} s"

@@ -5,17 +5,23 @@ settings (window, overlap, blending, mirroring, precision), decoded by
 :func:`volseg.decoding.decode_labels` (activation, thresholds, regions, largest components) and
 scored by :func:`volseg.metrics.evaluate_case`: the same three functions the Predictor and
 ``volseg evaluate`` use. Scores are on the preprocessed grid (spacing in mm), not the scan's own.
+
+When and on what: :func:`is_validation_epoch` (``train.validate_every``, always the last epoch)
+and :func:`validation_subset` (``train.val_max_cases``: a fixed, seeded subset of the held-out
+cases). Validation is a whole-volume sliding-window prediction per case: on a CPU it can cost
+as much as many training iterations, which is what these two settings are for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from volseg.config import Config
+from volseg.config import Config, TrainConfig
 from volseg.data.sampling import LoadedCase
 from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
 from volseg.metrics import evaluate_case
@@ -24,7 +30,29 @@ from volseg.nn.sliding_window import infer_bf16, predict_logits
 from volseg.regions import get_regions
 from volseg.training.step import region_targets
 
-__all__ = ["validate", "validation_metrics"]
+__all__ = ["is_validation_epoch", "validate", "validation_metrics", "validation_subset"]
+
+T = TypeVar("T")
+
+
+def is_validation_epoch(epoch: int, train: TrainConfig) -> bool:
+    """Whether epoch ``epoch`` (counted from 1) ends with a validation.
+
+    Epochs ``k, 2k, ...`` for ``train.validate_every`` k, and always the last, ``train.epochs``.
+    """
+    return epoch % train.validate_every == 0 or epoch >= train.epochs
+
+
+def validation_subset(cases: Sequence[T], max_cases: int | None, seed: int) -> list[T]:
+    """At most ``max_cases`` of ``cases``, drawn with ``seed``, in their given order.
+
+    The same ``cases``, ``max_cases`` and ``seed`` give the same subset (every validation of a
+    run, and after a resume); ``None`` or a limit of at least ``len(cases)`` keeps them all.
+    """
+    if max_cases is None or max_cases >= len(cases):
+        return list(cases)
+    picked = np.random.default_rng(seed).choice(len(cases), size=max_cases, replace=False)
+    return [cases[i] for i in sorted(picked.tolist())]
 
 
 def validation_metrics(config: Config) -> tuple[str, ...]:
