@@ -246,3 +246,14 @@ def test_evaluate_region_choices_are_the_region_sets() -> None:
     evaluate = parser._subparsers._group_actions[0].choices["evaluate"]  # type: ignore[union-attr]
     regions = next(a for a in evaluate._actions if a.dest == "regions")
     assert sorted(regions.choices) == region_sets()
+
+
+def test_warnings_print_as_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A volseg 0.1 key (``train.lr``) is upgraded with a warning: one ``volseg: warning:`` line."""
+    config = tmp_path / "old.yaml"
+    config.write_text("train:\n  lr: 0.01\n", encoding="utf-8")
+    assert main(["schedule", str(config)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    warned = [line for line in err if line.startswith("volseg: warning: ")]
+    assert len(warned) == 1 and "train.lr -> train.optimizer.lr" in warned[0]
+    assert not [line for line in err if "Warning" in line or "warnings.warn" in line]

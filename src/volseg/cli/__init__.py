@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from volseg.cli import evaluate, experiment, fingerprint, info, predict, report, train
 from volseg.cli._common import UsageError
@@ -28,11 +30,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Show a warning as one ``volseg: warning: ...`` line, not Python's two (where + source)."""
+    text = str(message).strip()
+    text = text.splitlines()[0] if text else category.__name__
+    print(f"volseg: warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``volseg`` console script and ``python -m volseg``."""
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(raw)
     args.argv = raw  # the command line as given: --nproc starts torchrun with it
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
