@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from volseg.cli import evaluate, experiment, info, predict, report, train
+from volseg.cli import config, evaluate, experiment, info, predict, report, train
 from volseg.cli._common import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
 
-_COMMAND_MODULES = (train, predict, evaluate, experiment, info, report)
+_COMMAND_MODULES = (train, predict, evaluate, experiment, info, report, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

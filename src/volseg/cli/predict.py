@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from volseg.cli._common import UsageError
+from volseg.cli._common import UsageError, add_set_argument, reject_duplicates, section_overrides
 
 
 def _prediction_jobs(
@@ -79,13 +79,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from volseg.io import strip_suffix
 
     overrides = _infer_overrides(args)
+    # the flags are short forms of infer keys; --set infer.KEY=VALUE reaches every key
+    flag = {"mirror_axes": "--tta/--mirror-axes"}
+    reject_duplicates(
+        args.overrides,
+        {f"infer.{k}": flag.get(k, f"--{k.replace('_', '-')}") for k in overrides},
+    )
+    overrides.update(section_overrides(args.overrides, "infer"))
     if len(args.model) > 1:
         predictor = Predictor.from_runs(args.model, **overrides)
     else:
         predictor = Predictor.from_run(args.model[0], **overrides)
     if not args.quiet:
         amp = predictor.config.train.runtime.amp
-        why = "chosen" if args.precision not in (None, "auto") else f"auto: trained with amp {amp}"
+        why = (
+            "chosen"
+            if overrides.get("precision") not in (None, "auto")
+            else f"auto: trained with amp {amp}"
+        )
         print(f"precision: {predictor.precision} ({why})")
     jobs = _prediction_jobs(args.input, args.output, predictor.config.data.channels)
     failures = []
@@ -211,6 +222,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
         help="network precision (default auto: what the run trained with; printed)",
+    )
+    add_set_argument(
+        p, "the run's infer section (infer.KEY=VALUE; the flags above are short forms)"
     )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)
