@@ -13,7 +13,11 @@ class UsageError(Exception):
     """A problem with the user's input, reported as one line."""
 
 
-def add_set_argument(parser: argparse.ArgumentParser, what: str = "the config") -> None:
+def add_set_argument(
+    parser: argparse.ArgumentParser,
+    what: str = "the config",
+    examples: str = "train.epochs=3, train.patch_size=[64,64,32], model.kwargs.base_channels=8",
+) -> None:
     """Add ``--set KEY=VALUE`` (repeatable; the values land in ``args.overrides``)."""
     parser.add_argument(
         "--set",
@@ -22,8 +26,7 @@ def add_set_argument(parser: argparse.ArgumentParser, what: str = "the config") 
         default=[],
         metavar="KEY=VALUE",
         help=f"override a key of {what}: dotted as in the YAML, the value read as YAML "
-        "(train.epochs=3, train.patch_size=[64,64,32], model.kwargs.base_channels=8); "
-        "repeatable; keys: docs/config.md",
+        f"({examples}); repeatable; keys: docs/config.md",
     )
 
 

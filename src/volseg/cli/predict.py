@@ -224,7 +224,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="network precision (default auto: what the run trained with; printed)",
     )
     add_set_argument(
-        p, "the run's infer section (infer.KEY=VALUE; the flags above are short forms)"
+        p,
+        "the run's infer section (the flags above are short forms)",
+        "infer.window=[96,96,96], infer.mirror_axes=[0,1,2], infer.sigma_scale=0.25",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)
