@@ -89,9 +89,13 @@ def test_data_channels_and_brats2023_regions() -> None:
         dataclasses.replace(undeclared, labels=(0, 1, 2, 3))
 
 
-def test_relative_root_resolves_against_the_yaml(tmp_path: Path) -> None:
-    (tmp_path / "c.yaml").write_text("data:\n  root: data/manifest.csv\n", encoding="utf-8")
-    assert load_config(tmp_path / "c.yaml").data.root == str(tmp_path / "data" / "manifest.csv")
+def test_relative_root_resolves_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "c.yaml").write_text("data:\n  root: data/m.csv\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert load_config("configs/c.yaml").data.root == str(tmp_path / "data" / "m.csv")
 
 
 def test_missing_and_invalid_files(tmp_path: Path) -> None:

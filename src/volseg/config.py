@@ -9,17 +9,23 @@ Sizes and spacings follow :mod:`volseg.io`: ``patch_size``/``window`` are in arr
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
+import types
+import typing
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
 
-from volseg._legacy_config import upgrade
+from volseg._legacy_config import MOVED_KEYS, upgrade
 from volseg._typed import ConfigError, from_plain, to_plain
 
 __all__ = [
+    "RESUMABLE_KEYS",
     "AugmentConfig",
     "Config",
     "ConfigError",
@@ -34,11 +40,33 @@ __all__ = [
     "StoppingConfig",
     "TrainConfig",
     "TransformConfig",
+    "apply_overrides",
+    "check_resumable",
     "config_from_dict",
     "config_to_dict",
+    "config_yaml",
     "dump_config",
     "load_config",
+    "override_keys",
+    "render_config_reference",
 ]
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML's safe loader that also reads ``1e-3`` as a number (YAML 1.2 does; PyYAML's 1.1
+    rules want ``1.0e-3`` and would read ``lr: 1e-3`` as text)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _read_yaml(text: str) -> Any:
+    """Plain data from YAML text, typed by :class:`_YamlLoader`."""
+    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: no Python objects
 
 
 def _positive(key: str, values: tuple[float, ...]) -> None:
@@ -53,7 +81,8 @@ class DataConfig:
 
     Attributes:
         root: dataset folder (MSD/nnU-Net, BraTS, PROMISE12) or a CSV/JSON manifest file.
-            Relative paths are resolved against the YAML file's folder.
+            A relative path is resolved against the current working directory when the config
+            is loaded (:func:`load_config`, ``--set data.root=...``), not the YAML's folder.
         layout: ``auto`` or one of :func:`volseg.data.layouts.list_layouts`.
         channels: input channels to use, by name and in this order (``[t1ce, flair]`` on
             BraTS); ``None`` uses all of the layout's channels in its order. Names are the
@@ -135,6 +164,8 @@ class PreprocessConfig:
         clip_window: clip raw intensities to ``[low, high]`` first (a CT window in HU).
         normalize: ``zscore_nonzero`` (per channel, over non-zero voxels), ``zscore``,
             ``percentile`` (clip to ``clip_percentiles`` then z-score) or ``none``.
+        clip_percentiles: the ``[low, high]`` percentiles (0-100) ``normalize: percentile``
+            clips each channel to.
         crop_size: crop or zero-pad to this size (array order z, y, x) at the end; ``None`` keeps.
         crop_mode: where the ``crop_size`` box sits: ``center`` of the volume or ``foreground``
             (centre of the label's foreground box; the non-zero box when there is no label).
@@ -223,7 +254,13 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A registered network and its keyword arguments (see ``volseg.list_models()``)."""
+    """A registered network and its keyword arguments (see ``volseg.list_models()``).
+
+    Attributes:
+        name: a registered model name (``docs/models.md``).
+        kwargs: the model's own arguments (``base_channels``, ``spatial_dims``...); channel
+            counts in and out come from the data.
+    """
 
     name: str = "vnet"
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -231,7 +268,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """A registered loss and its keyword arguments (see ``volseg.list_losses()``)."""
+    """A registered loss and its keyword arguments (see ``volseg.list_losses()``).
+
+    Attributes:
+        name: a registered loss name.
+        kwargs: the loss's own arguments (weights, smoothing...).
+    """
 
     name: str = "vnet_dice"
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -244,6 +286,7 @@ class OptimizerConfig:
     Attributes:
         name: ``sgd`` (with ``momentum``, V-Net: 0.99), ``adam`` or ``adamw``.
         lr: base learning rate lr0.
+        momentum: SGD momentum (ignored by ``adam`` and ``adamw``).
         weight_decay: L2 penalty (``adamw``: decoupled decay).
         nesterov: Nesterov momentum for ``sgd``.
         grad_clip: clip the global gradient L2 norm to this value (``None`` disables).
@@ -275,6 +318,9 @@ class ScheduleConfig:
         name: ``constant``, ``step`` (lr0 * ``step_gamma`` ** (iteration // ``step_size``),
             V-Net: /10 every 25K iterations) or ``poly`` (lr0 * (1 - e / epochs) **
             ``poly_power``, Myronenko; e = finished epochs).
+        step_size: iterations between two decays of the ``step`` schedule.
+        step_gamma: factor of each ``step`` decay.
+        poly_power: exponent of the ``poly`` schedule.
         warmup_epochs: linear warm-up over the first ``warmup_epochs`` epochs (0 disables),
             composed with any schedule; the main schedule takes over at epoch ``warmup_epochs``
             with its own value there (global epoch: the warm-up is part of ``epochs``).
@@ -321,7 +367,10 @@ class StoppingConfig:
         patience: stop after this many epochs without a gain of ``train.monitor`` of more than
             ``min_delta`` (0 disables). Epochs, not validations: with ``train.validate_every``
             k it stops at the first validation ``patience`` or more epochs after the last gain.
-        max_minutes: stop after the epoch that crosses this wall-clock budget.
+        min_delta: the smallest gain of ``train.monitor`` that counts as one.
+        max_minutes: stop after the epoch that crosses this wall-clock budget, counted from
+            the start of each invocation (a resumed run gets the whole budget again);
+            ``None`` disables.
     """
 
     patience: int = 0
@@ -514,7 +563,12 @@ class InferConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a run needs; saved as ``config.yaml`` in the run directory and checkpoints."""
+    """Everything a run needs; saved as ``config.yaml`` in the run directory and checkpoints.
+
+    Attributes:
+        data, preprocess, augment, model, loss, train, infer: see their classes.
+        run_dir: the run's folder (relative: to the current working directory).
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -553,10 +607,15 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Load a YAML config; a relative ``data.root`` is resolved against the file's folder."""
+    """Load a YAML config; a relative ``data.root`` is resolved against the current directory.
+
+    The working directory, not the YAML's folder, is what a user means by a relative path on
+    the command line (``volseg train configs/x.yaml`` with ``data.root: data/Task04``); the
+    resolved path is absolute, so the run's saved config works from anywhere.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = _read_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as err:
@@ -567,10 +626,23 @@ def load_config(path: str | Path) -> Config:
         config = config_from_dict(raw, source=str(path))
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    data = config.data
-    if data.root and not Path(data.root).is_absolute():
-        data = dataclasses.replace(data, root=str((path.parent / data.root).resolve()))
-    return dataclasses.replace(config, data=data)
+    return _resolve_root(config)
+
+
+def _resolve_root(config: Config) -> Config:
+    """``data.root`` made absolute against the current working directory."""
+    root = config.data.root
+    if not root or Path(root).is_absolute():
+        return config
+    return dataclasses.replace(
+        config, data=dataclasses.replace(config.data, root=str(Path(root).resolve()))
+    )
+
+
+def config_yaml(config: Config) -> str:
+    """The config as YAML text: every key, in the dataclasses' order (loads back equal)."""
+    text: str = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    return text
 
 
 def dump_config(config: Config, path: str | Path) -> None:
@@ -578,4 +650,279 @@ def dump_config(config: Config, path: str | Path) -> None:
     from volseg._atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+        tmp.write_text(config_yaml(config), encoding="utf-8")
+
+
+# --- command-line overrides (``--set key=value``) ----------------------------------------------
+
+RESUMABLE_KEYS: tuple[str, ...] = (
+    "data.root",
+    "preprocess.cache_dir",
+    "train.epochs",
+    "train.validate_every",
+    "train.val_max_cases",
+    "train.stopping",
+    "train.runtime.device",
+    "train.runtime.deterministic",
+    "train.runtime.threads",
+    "train.runtime.num_workers",
+    "train.runtime.log_grad_norms",
+    "infer.batch_size",
+    "infer.channels_last",
+    "infer.device",
+)
+"""Keys (and sections: every key below them) that ``volseg train --resume RUN --set`` may change.
+
+They say how long and where a run goes on, not what it learns: ``train.epochs`` (a ``poly``
+schedule then ends at the new last epoch), the stopping rules (``patience``, ``min_delta``,
+the per-invocation ``max_minutes``), how often it validates, the device and threads, and
+where the same cases now lie. Everything else (optimiser, patch, augmentation, model...)
+changes the run's recipe: train a new run instead.
+"""
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    """``"train.epochs=3"`` -> ``("train.epochs", 3)``: the value is read by YAML's rules."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not all(part.strip() for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted KEY (train.epochs=3)")
+    try:
+        value = _read_yaml(raw)
+    except yaml.YAMLError:
+        raise ConfigError(
+            f"--set {key}: {raw!r} is not a YAML value (quote text holding ': ' or '#')"
+        ) from None
+    moved = MOVED_KEYS.get(key)
+    if moved is not None and not isinstance(value, dict):  # volseg 0.1 spelling (as upgrade())
+        warnings.warn(f"--set {key}: old spelling, please use {moved}", FutureWarning, stacklevel=3)
+        key = moved
+    return key, value
+
+
+def _section_class(hint: Any) -> type | None:
+    """The dataclass a type hint stands for (``X`` or ``X | None``), else None."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        classes = [
+            a for a in typing.get_args(hint) if isinstance(a, type) and dataclasses.is_dataclass(a)
+        ]
+        return classes[0] if classes else None
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
+def _assign(plain: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` of plain config data, checking each part against the classes."""
+    parts = key.split(".")
+    node: Any = plain
+    hint: Any = Config
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth])
+        section = _section_class(hint)
+        slot: str | int = part
+        if section is not None:
+            hints = typing.get_type_hints(section)
+            if part not in hints:
+                raise ConfigError(
+                    f"--set {key}: unknown key {part!r} in {where or 'the config'} "
+                    f"(its keys: {', '.join(hints)})"
+                )
+            hint = hints[part]
+        elif isinstance(node, dict):  # a free mapping such as model.kwargs
+            hint = Any
+        elif isinstance(node, list) and part.isdigit():
+            if int(part) >= len(node):
+                raise ConfigError(f"--set {key}: {where} has {len(node)} entries, no [{part}]")
+            slot = int(part)  # augment.transforms.0.p
+            args = typing.get_args(hint)
+            hint = args[0] if args else Any
+        else:
+            raise ConfigError(f"--set {key}: {where} holds {node!r}, not keys")
+        if depth == len(parts) - 1:
+            node[slot] = value
+        elif isinstance(node, dict) and node.get(part) is None:
+            node[part] = {}  # a free mapping grows; null sections are filled from the key
+            node = node[part]
+        else:
+            node = node[slot]
+
+
+def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
+    """``config`` with ``key=value`` overrides applied, checked like a YAML file.
+
+    Keys are the YAML's, dotted (``train.optimizer.lr=3e-4``, ``model.kwargs.base_channels=8``,
+    ``augment.transforms.0.p=0.5``); values are read with YAML's rules, so they are typed as
+    in a file (``[64,64,32]``, ``null``, ``true``, ``1e-3``). A key of volseg 0.1
+    (``train.max_minutes``) goes to its new place with a ``FutureWarning``. An unknown key, a
+    wrong type or a value outside its choices raises :class:`ConfigError` naming the key; a
+    relative ``data.root`` is resolved against the current directory (as in :func:`load_config`).
+    Later overrides win.
+    """
+    if not overrides:
+        return config
+    plain = config_to_dict(config)
+    for text in overrides:
+        _assign(plain, *_parse_override(text))
+    try:
+        updated = from_plain(Config, plain, "")
+    except ConfigError as err:
+        raise ConfigError(f"--set: {err}") from None
+    return _resolve_root(updated)
+
+
+def _leaves(key: str, value: Any) -> Iterable[str]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from _leaves(f"{key}.{k}", v)
+    else:
+        yield key
+
+
+def override_keys(overrides: Sequence[str]) -> list[str]:
+    """The dotted keys that ``overrides`` set, in today's spelling; a mapping value counts as
+    each of its keys (``train.stopping={patience: 5}`` sets ``train.stopping.patience``)."""
+    keys: list[str] = []
+    for text in overrides:
+        keys += _leaves(*_parse_override(text))
+    return keys
+
+
+def check_resumable(overrides: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` naming the first key of ``overrides`` outside
+    :data:`RESUMABLE_KEYS`."""
+    for key in override_keys(overrides):
+        if not any(key == k or key.startswith(f"{k}.") for k in RESUMABLE_KEYS):
+            raise ConfigError(
+                f"--resume: {key} cannot change on resume (it changes the run's recipe); "
+                f"start a new run (a resume may change {', '.join(RESUMABLE_KEYS)})"
+            )
+
+
+# --- the reference of every key (docs/config.md) --------------------------------------------
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Each field's text from the ``Attributes:`` section of ``cls``'s docstring (one line)."""
+    docs: dict[str, list[str]] = {}
+    names: list[str] = []
+    inside = False
+    for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+        if line.strip() == "Attributes:":
+            inside = True
+            continue
+        if not inside or not line.strip():
+            continue
+        if not line.startswith(" "):  # the next section
+            break
+        entry = re.match(r"^ {4}(\w+(?:, \w+)*): (.*)$", line)
+        if entry:
+            names = entry.group(1).split(", ")
+            for name in names:
+                docs[name] = [entry.group(2)]
+        else:
+            for name in names:
+                docs[name].append(line.strip())
+    return {name: " ".join(parts) for name, parts in docs.items()}
+
+
+def _markdown(text: str) -> str:
+    """Docstring markup as Markdown for a table cell."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`").replace("|", "\\|")
+
+
+def _type_text(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in args)
+    if origin is Literal:
+        return ", ".join(f"`{a}`" for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"list of ({_type_text(args[0])})"
+        return f"list of {len(args)} ({_type_text(args[0])})"
+    if origin is dict:
+        return "mapping"
+    names = {float: "number", int: "integer", bool: "bool", str: "text", type(None): "null"}
+    if hint in names:
+        return names[hint]
+    if dataclasses.is_dataclass(hint):
+        return "mapping (keys below)"
+    return "any" if hint is Any else str(hint)
+
+
+def _default_text(f: dataclasses.Field[Any]) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "(required)"
+    text = yaml.safe_dump(to_plain(value), default_flow_style=True, width=1000)
+    return f"`{text.removesuffix(chr(10)).removesuffix('...').strip()}`"
+
+
+def _reference_section(cls: type, prefix: str, out: list[str]) -> None:
+    hints = typing.get_type_hints(cls)
+    docs = _attribute_docs(cls)
+    summary = inspect.cleandoc(cls.__doc__ or "").splitlines()[0]
+    rows, below = [], []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if f.name not in docs:
+            raise ValueError(f"{cls.__name__}.{f.name}: not in its docstring's Attributes")
+        hint = hints[f.name]
+        section = _section_class(hint)
+        if section is not None:
+            anchor = key.replace(".", "")
+            rows.append(f"| `{key}` | section | | see [`{key}`](#{anchor}) |")
+            below.append((section, key))
+            continue
+        meaning = _markdown(docs[f.name])
+        entry = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else None
+        if dataclasses.is_dataclass(entry):  # a list of sections: augment.transforms
+            below.append((entry, f"{key}.N"))  # type: ignore[arg-type]
+            meaning += f" Each entry: see [`{key}.N`](#{key.replace('.', '')}n)."
+        rows.append(f"| `{key}` | {_type_text(hints[f.name])} | {_default_text(f)} | {meaning} |")
+    out += [f"## `{prefix}`" if prefix else "## top level", "", _markdown(summary), ""]
+    out += ["| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
+    for section, key in below:
+        _reference_section(section, key, out)
+
+
+def render_config_reference() -> str:
+    """``docs/config.md``: every key with its type, default and meaning, from the dataclasses.
+
+    The meanings are the ``Attributes:`` sections of the classes' docstrings, so the reference
+    cannot drift from the code (``volseg config doc -o docs/config.md`` rewrites it; a test
+    compares). A field missing from its class's ``Attributes:`` raises ``ValueError``.
+    """
+    out = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated by `volseg config doc -o docs/config.md` from the dataclasses in",
+        "src/volseg/config.py (their docstrings' Attributes sections): edit those, not this. -->",
+        "",
+        "A YAML config mirrors these keys; a key left out takes its default.",
+        "",
+        "- `volseg config show CONFIG.yaml [--set ...]` prints a config with every key filled in.",
+        "- `train`, `cv`, `experiment` and `config show` take `--set KEY=VALUE` (repeatable) with",
+        "  the dotted keys below; values are read with YAML's rules, so they are typed as in a",
+        "  file: `--set train.epochs=3 --set train.patch_size=[64,64,32] --set infer.window=null",
+        "  --set train.optimizer.lr=1e-3 --set model.kwargs.base_channels=8`. An unknown key or",
+        "  a value of the wrong type is an error naming the key.",
+        "- `predict` takes `--set infer.KEY=VALUE` (its flags `--window`, `--overlap`... are",
+        "  short forms of the same keys).",
+        "- `train --resume RUN` takes `--set` (and `--epochs`) for these keys only, the rest",
+        "  would change the run's recipe: "
+        + ", ".join(f"`{k}`" for k in RESUMABLE_KEYS)
+        + " (a section stands for all its keys). `train.stopping.max_minutes` counts from the",
+        "  start of each invocation, so a resumed run gets the whole budget again.",
+        "- A relative `data.root` is resolved against the current working directory, not the",
+        "  YAML's folder.",
+        "",
+        "Types: `list of (...)` is a YAML list; `mapping` a YAML mapping passed on as keyword",
+        "arguments; `a`, `b` lists the allowed values.",
+        "",
+    ]
+    _reference_section(Config, "", out)
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from volseg.cli._common import UsageError
+from volseg.cli._common import UsageError, add_set_argument
+
+if TYPE_CHECKING:
+    from volseg.experiments import Experiment
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -49,9 +54,40 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         raise UsageError(
             f"experiment: unknown {args.name!r}; one of {', '.join(list_experiments())}"
         )
-    results = run_experiment(args.name, args.out, args.profile, args.seeds, progress=args.verbose)
+    experiment = _with_overrides(args.name, args.profile, args.overrides)
+    results = run_experiment(
+        args.name, args.out, args.profile, args.seeds, progress=args.verbose, experiment=experiment
+    )
     print(f"{args.name}: {results} and {results.parent / 'summary.md'} written")
     return 0
+
+
+# set for each run by the runner: an override of them would be silently replaced
+_PER_RUN_KEYS = ("data.root", "data.val_cases", "run_dir", "train.seed")
+
+
+def _with_overrides(name: str, profile: str, overrides: Sequence[str]) -> Experiment | None:
+    """The experiment with ``--set`` applied to its base config and to every variant's model
+    and loss (``model.*``/``loss.*`` keys change each arm); None without overrides."""
+    import dataclasses
+
+    from volseg.config import apply_overrides, override_keys
+    from volseg.experiments import EXPERIMENTS
+
+    if not overrides:
+        return None
+    for key in override_keys(overrides):
+        if any(key == k or key.startswith(f"{k}.") for k in _PER_RUN_KEYS):
+            raise UsageError(f"experiment --set {key}: set by the experiment for each run")
+    exp = EXPERIMENTS.create(name, profile=profile)
+    variants = []
+    for variant in exp.variants:
+        arm = dataclasses.replace(exp.base, model=variant.model, loss=variant.loss)
+        arm = apply_overrides(arm, overrides)
+        variants.append(dataclasses.replace(variant, model=arm.model, loss=arm.loss))
+    return dataclasses.replace(
+        exp, base=apply_overrides(exp.base, overrides), variants=tuple(variants)
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,6 +117,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seeds", type=int, default=None, help="seeds (default: smoke 2, full 3)")
     p.add_argument("--out", help="experiment folder (data/, runs/, results.csv, summary.md)")
     p.add_argument("-v", "--verbose", action="store_true", help="show training progress")
+    add_set_argument(
+        p,
+        "every run's config (model.* and loss.* change every variant; use a new --out: "
+        "finished runs in --out are kept)",
+    )
     p.add_argument(
         "--doc",
         metavar="FILE.md",

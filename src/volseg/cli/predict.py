@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from volseg.cli._common import UsageError
+from volseg.cli._common import UsageError, add_set_argument, reject_duplicates, section_overrides
 
 
 def _prediction_jobs(
@@ -131,13 +131,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if torch.cuda.is_available():  # one GPU per rank
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     overrides = _infer_overrides(args)
+    # the flags are short forms of infer keys; --set infer.KEY=VALUE reaches every key
+    flag = {"mirror_axes": "--tta/--mirror-axes"}
+    reject_duplicates(
+        args.overrides,
+        {f"infer.{k}": flag.get(k, f"--{k.replace('_', '-')}") for k in overrides},
+    )
+    overrides.update(section_overrides(args.overrides, "infer"))
     if len(args.model) > 1:
         predictor = Predictor.from_runs(args.model, **overrides)
     else:
         predictor = Predictor.from_run(args.model[0], **overrides)
     if not args.quiet:
         amp = predictor.config.train.runtime.amp
-        why = "chosen" if args.precision not in (None, "auto") else f"auto: trained with amp {amp}"
+        why = (
+            "chosen"
+            if overrides.get("precision") not in (None, "auto")
+            else f"auto: trained with amp {amp}"
+        )
         print(f"precision: {predictor.precision} ({why})")
     jobs = _prediction_jobs(
         args.input, args.output, predictor.config.data.channels, args.layout, predictor.in_channels
@@ -313,6 +324,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--series",
         metavar="UID",
         help="for a DICOM folder holding several series: the SeriesInstanceUID to segment",
+    )
+    add_set_argument(
+        p,
+        "the run's infer section (the flags above are short forms)",
+        "infer.window=[96,96,96], infer.mirror_axes=[0,1,2], infer.sigma_scale=0.25",
     )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_predict)

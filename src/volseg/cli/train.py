@@ -7,18 +7,22 @@ import os
 import sys
 from pathlib import Path
 
-from volseg.cli._common import UsageError
+from volseg.cli._common import UsageError, add_set_argument, reject_duplicates
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
     import subprocess
 
-    from volseg.config import load_config
+    from volseg.config import apply_overrides, check_resumable, load_config
     from volseg.training.checkpoint import resume_config
     from volseg.training.distributed import launched_by_torchrun, torchrun_command
     from volseg.training.trainer import train
 
+    given = {"train.epochs": "--epochs"} if args.epochs is not None else {}
+    reject_duplicates(
+        args.overrides, {**given, **({"run_dir": "--run-dir"} if args.run_dir else {})}
+    )
     if args.nproc > 1 and not launched_by_torchrun():
         forwarded = ["train", *([args.config] if args.config else [])]
         for flag, value in (("--resume", args.resume), ("--run-dir", args.run_dir)):
@@ -28,17 +32,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
             forwarded += ["--epochs", str(args.epochs)]
         if args.device is not None:
             forwarded += ["--device", args.device]
+        for override in args.overrides:
+            forwarded += ["--set", override]
         forwarded += ["-q"] if args.quiet else []
         return subprocess.run(torchrun_command(args.nproc, forwarded), check=False).returncode
     if args.resume:
         if args.config:
             raise UsageError("give either CONFIG or --resume RUN_DIR, not both")
+        check_resumable(args.overrides)  # before the checkpoint is read; nothing is written
         run_dir = Path(args.resume)
         config = dataclasses.replace(resume_config(run_dir), run_dir=str(run_dir))
     elif args.config:
         config = load_config(args.config)
     else:
         raise UsageError("give a CONFIG file or --resume RUN_DIR")
+    config = apply_overrides(config, args.overrides)
     if args.run_dir:
         config = dataclasses.replace(config, run_dir=args.run_dir)
     if args.epochs is not None:
@@ -66,10 +74,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_cv(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from volseg.config import load_config
+    from volseg.config import apply_overrides, load_config
     from volseg.crossval import cross_validate, ensemble_predictor
 
-    config = load_config(args.config)
+    reject_duplicates(args.overrides, {"run_dir": "--run-dir"} if args.run_dir else {})
+    config = apply_overrides(load_config(args.config), args.overrides)
     if args.run_dir:
         config = dataclasses.replace(config, run_dir=args.run_dir)
     result = cross_validate(config, args.folds, progress=not args.quiet)
@@ -87,10 +96,10 @@ def _cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from volseg.config import load_config
+    from volseg.config import apply_overrides, load_config
     from volseg.training.schedules import learning_rate, plot_schedule, step_iterations
 
-    train = load_config(args.config).train
+    train = apply_overrides(load_config(args.config), args.overrides).train
     schedule, per_epoch = train.schedule, train.iterations_per_epoch
     warm = ""
     if schedule.warmup_epochs:
@@ -128,7 +137,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("config", nargs="?", help="YAML config (see configs/)")
     p.add_argument("--run-dir", help="override run_dir from the config")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
-    p.add_argument("--epochs", type=int, help="override train.epochs (extends a resumed run)")
+    p.add_argument("--epochs", type=int, help="set train.epochs (extends a resumed run)")
+    add_set_argument(
+        p,
+        "the config (with --resume: only keys that leave the recipe alone, such as "
+        "train.epochs, train.stopping.max_minutes; the budget restarts with each invocation)",
+    )
     p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
@@ -146,6 +160,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--run-dir", help="folder for splits.json and the fold runs")
     p.add_argument("--predict", nargs="+", help="scan (channel files) to segment with the folds")
     p.add_argument("-o", "--output", help="output file of --predict")
+    add_set_argument(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_cv)
 
@@ -154,4 +169,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("config", help="YAML config (see configs/)")
     p.add_argument("--plot", metavar="PNG", help="also plot the rates to this PNG")
+    add_set_argument(p)
     p.set_defaults(func=_cmd_schedule)

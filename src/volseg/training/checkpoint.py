@@ -230,7 +230,9 @@ def resume_config(run_dir: str | Path) -> Config:
     The checkpoint is the one source of truth for a run's config (``predict`` and ``export``
     read it too); ``RUN/config.yaml`` is a copy. An edited copy would be silently ignored by
     one command and used by another, so a difference is an error naming the keys (``run_dir``
-    aside: a moved run resumes where it now is). Nothing is written.
+    aside: a moved run resumes where it now is; and the keys a resume may change,
+    :data:`volseg.config.RESUMABLE_KEYS`: a resume with ``--set`` rewrites ``config.yaml`` before
+    its first epoch is checkpointed). Nothing is written.
     """
     run_dir = Path(run_dir)
     path = run_dir / "checkpoint_last.pt"
@@ -241,16 +243,20 @@ def resume_config(run_dir: str | Path) -> Config:
         raise CheckpointError(f"{path}: config not readable ({err})") from None
     copy = run_dir / "config.yaml"
     if copy.is_file():
-        from volseg.config import config_to_dict, load_config
+        from volseg.config import RESUMABLE_KEYS, config_to_dict, load_config
 
         mine = config_to_dict(dataclasses.replace(config, run_dir=""))
         theirs = config_to_dict(dataclasses.replace(load_config(copy), run_dir=""))
-        diff = _differences(mine, theirs)
+        diff = [
+            d
+            for d in _differences(mine, theirs)
+            if not any(d.startswith((f"{k} ", f"{k}.")) for k in RESUMABLE_KEYS)
+        ]
         if diff:
             raise CheckpointError(
                 f"{copy}: differs from the config in {path.name} at {'; '.join(diff[:3])}; "
                 "the checkpoint's config is the run's (restore config.yaml, or train a new run; "
-                "--epochs extends a run)"
+                "--epochs and --set extend a run)"
             )
     return config
 

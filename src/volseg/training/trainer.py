@@ -112,6 +112,10 @@ def _reduce_means(sums: dict[str, list[float]], info: DistInfo) -> dict[str, flo
     return {k: totals[i] / totals[n + i] if totals[n + i] else math.nan for i, k in enumerate(keys)}
 
 
+_BUDGET_STOP = "time budget of"
+_EARLY_STOP = "early stopping:"
+
+
 def _resume(state: TrainState, path: Path) -> None:
     checkpoint = load_checkpoint(path)
     if checkpoint.rng is None or checkpoint.scheduler is None or checkpoint.optimizer is None:
@@ -127,6 +131,17 @@ def _resume(state: TrainState, path: Path) -> None:
         state.trainer.seconds = float(checkpoint.metrics.get("seconds", 0.0))
     state.metrics = dict(checkpoint.metrics)
     restore_rng_state(checkpoint.rng)
+    # the time budget is per invocation, and a resume may change the stopping rules
+    # (volseg.config.RESUMABLE_KEYS): a stop for either is looked at again
+    reason, stopping = state.trainer.stop_reason, state.config.train.stopping
+    if reason is not None and (
+        reason.startswith(_BUDGET_STOP)
+        or (
+            reason.startswith(_EARLY_STOP)
+            and (not stopping.patience or state.trainer.since_best < stopping.patience)
+        )
+    ):
+        state.trainer.stop_reason = None
 
 
 def train(
@@ -142,7 +157,9 @@ def train(
         progress: show a progress bar (with ETA over the whole run) and one line per epoch.
         callbacks: extra hooks, called after the built-in logging and checkpointing ones.
         resume: continue from ``run_dir/checkpoint_last.pt``; ``train.epochs`` may be raised to
-            extend a finished run.
+            extend a finished run (and the keys of :data:`volseg.config.RESUMABLE_KEYS`
+            changed). ``train.stopping.max_minutes`` counts from this call: a run stopped by
+            its time budget continues with the whole budget again.
     """
     start_time = time.monotonic()
     train_cfg, runtime = config.train, config.train.runtime
@@ -237,7 +254,7 @@ def _end_epoch(
     state.trainer.stopping_best, state.trainer.since_best = verdict.best, since_best
     if 0 < train.stopping.patience <= since_best:
         state.trainer.stop_reason = (
-            f"early stopping: no {train.monitor} gain in {train.stopping.patience} epochs"
+            f"{_EARLY_STOP} no {train.monitor} gain in {train.stopping.patience} epochs"
         )
 
 
@@ -304,7 +321,11 @@ def _run(
                 sums.setdefault(f"train_{key}", []).append(value)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{terms['loss']:.4f}")
-        validated = bool(val_loaded) and is_validation_epoch(epoch, train_cfg)
+        # the budget counts this invocation (setup included), not the run's earlier ones; an
+        # epoch that crosses it is the last, so it validates (else checkpoint_best is stale)
+        over_time = max_minutes is not None and time.monotonic() - start_time > max_minutes * 60
+        over_time = all_reduce_sum([float(over_time)], info)[0] > 0  # rank 0's clock may differ
+        validated = bool(val_loaded) and (is_validation_epoch(epoch, train_cfg) or over_time)
         scores = (
             validate(state.model, val_shard, config, state.labels, loss_fn) if validated else {}
         )
@@ -318,9 +339,8 @@ def _run(
         metrics["seconds"] = elapsed
         state.epoch, state.metrics, state.trainer.seconds = epoch, metrics, elapsed
         _end_epoch(state, metrics, bool(val_loaded), validated)
-        over_time = max_minutes is not None and elapsed > max_minutes * 60
-        if all_reduce_sum([float(over_time)], info)[0] > 0:  # rank 0's clock may differ
-            state.trainer.stop_reason = f"time budget of {max_minutes} min reached"
+        if over_time:
+            state.trainer.stop_reason = f"{_BUDGET_STOP} {max_minutes} min reached"
         for hook in hooks:
             hook.on_epoch_end(state)
         if progress and info.is_main:
