@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from volseg.metrics import (
     summarize,
     write_metrics_csv,
 )
+from volseg.metrics.names import config_label_names, names_beside
 from volseg.regions import Region
 
 if TYPE_CHECKING:  # scoring folders needs no torch: ``volseg evaluate`` stays light
@@ -60,12 +61,14 @@ def evaluate_volumes(
     convention: Convention = "voxel",
     empty: Empty = "documented",
     lesions: LesionRules | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> dict[str, float]:
     """Metrics per foreground label (and region) for one prediction/reference pair on one grid.
 
     ``labels=None`` scores the non-zero labels of both maps (``[1]`` if they hold none), unless
     ``regions`` is given, which then scores the regions alone. See
-    :func:`volseg.metrics.evaluate_case` for the keys and the keyword arguments.
+    :func:`volseg.metrics.evaluate_case` for the keys and the keyword arguments (``names``:
+    label value -> name, naming the columns).
     """
     diff = ref.grid_difference(pred)
     if diff:
@@ -84,6 +87,7 @@ def evaluate_volumes(
         convention=convention,
         empty=empty,
         lesions=lesions,
+        names=names,
     )
 
 
@@ -114,6 +118,7 @@ def evaluate_folders(
     empty: Empty = "documented",
     lesions: LesionRules | None = None,
     warn: Callable[[str], None] = _stderr,
+    names: Mapping[int, str] | None = None,
 ) -> tuple[list[dict[str, float | str]], dict[str, tuple[float, float]], Path]:
     """Score every reference that has a prediction; write per-case rows + mean/std/median to CSV.
 
@@ -121,7 +126,9 @@ def evaluate_folders(
     (none when ``regions`` is given); a label no reference holds is scored (its reference masks
     are empty) and ``warn`` is told which cases predict it (default: a line on stderr).
     ``metrics`` are names from :data:`volseg.metrics.METRICS`; ``convention``, ``empty`` and
-    ``lesions`` are passed to :func:`volseg.metrics.evaluate_case`.
+    ``lesions`` are passed to :func:`volseg.metrics.evaluate_case`. ``names`` (label value ->
+    name) names the columns, ``dice_liver`` for ``dice_1``; ``None`` reads them from a
+    ``dataset.json`` in ``ref_dir`` or its parent (MSD ``labelsTr``), else keeps the values.
 
     Returns:
         The per-case rows (with a ``case`` key), the summary (mean, std) per metric, and the
@@ -132,6 +139,8 @@ def evaluate_folders(
     if missing:
         raise VolumeReadError(f"{pred_dir}: no prediction for case(s) {', '.join(missing)}")
     infer_labels = labels is None and regions is None
+    if names is None:
+        names = names_beside(ref_dir)
     rows: list[dict[str, float | str]] = []
     found: set[int] = set()  # non-zero labels of the references
     predicted: dict[int, list[str]] = {}  # label -> cases whose prediction holds it
@@ -156,6 +165,7 @@ def evaluate_folders(
             convention=convention,
             empty=empty,
             lesions=lesions,
+            names=names,
         )
         rows.append({"case": case, **scores})
     if infer_labels:
@@ -180,6 +190,7 @@ def evaluate_folders(
             convention=convention,
             empty=empty,
             lesions=lesions,
+            names=names,
         )
         rows = [{"case": r["case"], **{k: r.get(k, v) for k, v in template.items()}} for r in rows]
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
@@ -193,8 +204,9 @@ def score_case(
 ) -> dict[str, float]:
     """Predict a labelled case on its own grid and score it as ``volseg evaluate`` does.
 
-    Keys are ``<metric>_<label>`` for a softmax model and ``<metric>_<region>`` for a region
-    model (its labels are painted from the regions), plus ``<metric>``, their mean. Used by
+    Keys are ``<metric>_<label>`` for a softmax model (the label's name when the run has one,
+    ``data.label_names``) and ``<metric>_<region>`` for a region model (its labels are painted
+    from the regions), plus ``<metric>``, their mean. Used by
     cross-validation and the paper experiments.
     """
     if case.label is None:
@@ -208,6 +220,7 @@ def score_case(
         () if predictor.regions else predictor.labels,
         metrics=tuple(metrics),
         regions=predictor.regions,
+        names=config_label_names(predictor.config.data),
     )
     out: dict[str, float] = {}
     for metric in metrics:

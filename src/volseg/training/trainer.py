@@ -36,11 +36,12 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from volseg.config import Config, dump_config
-from volseg.data.layouts import Case, find_cases
+from volseg.data.layouts import Case, Dataset, find_cases
 from volseg.data.sampling import LoadedCase, PatchDataset, build_loader, load_case
 from volseg.data.splits import validation_ids
 from volseg.data.transforms import build_augmentation
 from volseg.losses import create_loss
+from volseg.metrics.names import dataset_label_names
 from volseg.nn.build import build_model
 from volseg.nn.network import check_network
 from volseg.nn.sliding_window import runs_on
@@ -84,12 +85,24 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _label_names(dataset: Dataset, labels: Sequence[int]) -> tuple[str, ...] | None:
+    """The dataset's name of each label (its value when unnamed), or None when it names none."""
+    named = dataset_label_names(dataset.root, dataset.layout, labels)
+    if not any(v in named for v in labels):
+        return None
+    return tuple(named.get(v, str(v)) for v in labels)
+
+
 def _load_cases(
-    cases: Sequence[Case], config: Config, labels: Sequence[int], channels: int
+    cases: Sequence[Case],
+    config: Config,
+    labels: Sequence[int],
+    channels: int,
+    progress: bool = True,
 ) -> list[LoadedCase]:
     dims = len(config.train.patch_size)
     loaded = []
-    for case in tqdm(cases, desc="loading", leave=False, disable=len(cases) < 3):
+    for case in tqdm(cases, desc="loading", leave=False, disable=not progress or len(cases) < 3):
         item = load_case(case, config.preprocess, labels, channels)
         image_dims = item.image.ndim - 1
         if not runs_on(dims, image_dims):
@@ -156,8 +169,14 @@ def train(
         dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
         labels = list(config.data.labels or dataset.labels or (0, 1))
         channels = len(dataset.channel_names) or len(dataset.cases[0].images)
+        names = config.data.label_names or _label_names(dataset, labels)
+        if names is not None and len(names) != len(labels):
+            raise ValueError(
+                f"data.label_names: {len(names)} name(s) for the labels {labels} of "
+                f"{config.data.root} (one per label, background included)"
+            )
         config = dataclasses.replace(
-            config, data=dataclasses.replace(config.data, labels=tuple(labels))
+            config, data=dataclasses.replace(config.data, labels=tuple(labels), label_names=names)
         )
         # everything the config alone decides is checked before any scan is read
         model = build_model(config, channels, len(labels)).to(device)
@@ -169,8 +188,9 @@ def train(
         loss_fn = create_loss(config.loss.name, **config.loss.kwargs).to(device)
         build_augmentation(config.augment)
         train_cases, val_cases = split_cases(dataset.cases, config)
-        train_loaded = _load_cases(train_cases, config, labels, channels)
-        val_loaded = _load_cases(val_cases, config, labels, channels)
+        bar = progress and info.is_main
+        train_loaded = _load_cases(train_cases, config, labels, channels, bar)
+        val_loaded = _load_cases(val_cases, config, labels, channels, bar)
 
         run_dir = Path(config.run_dir)
         optimizer = build_optimizer(train_cfg.optimizer, list(model.parameters()))
