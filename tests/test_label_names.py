@@ -284,3 +284,13 @@ def test_html_tables_write_counts_as_integers() -> None:
     rows = [{"case": "a", "dice_1": 1.0, "lesion_count_diff_1": 2.0, "components": 3}]
     html = table(rows, ["case", "dice_1", "lesion_count_diff_1", "components"])
     assert ">1.0000</td>" in html and ">2</td>" in html and ">3</td>" in html
+
+
+def test_evaluate_labels_argument_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["evaluate", "--pred", str(tmp_path), "--ref", str(tmp_path), "--labels", "1", "x"]
+    assert main(argv) == 2
+    assert "--labels 1 x: expected integers or one .json file" in capsys.readouterr().err
+    assert main([*argv[:-2], str(tmp_path / "missing.json")]) == 2
+    assert "missing.json: unreadable label names" in capsys.readouterr().err
