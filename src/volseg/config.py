@@ -97,6 +97,11 @@ class DataConfig:
             ``labels`` known, every label of every region must be one of them.
         val_cases: case ids held out for validation; empty picks ``val_fraction`` of the cases.
         val_fraction: fraction of cases (at least one when there are two or more) to validate on.
+        label_names: one name per entry of ``labels``, in that order (background included), used
+            to name metric columns (``dice_hippocampus_left`` for ``dice_1``; see
+            :mod:`volseg.metrics.names`); ``None`` reads them from the dataset
+            (``dataset.json`` ``labels``, a manifest's ``label_names``, BraTS's known labels) at
+            training time, and the run's saved config keeps them.
     """
 
     root: str = ""
@@ -106,8 +111,18 @@ class DataConfig:
     regions: str | tuple[tuple[int, ...], ...] | None = None
     val_cases: tuple[str, ...] = ()
     val_fraction: float = 0.2
+    label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if (
+            self.label_names is not None
+            and self.labels is not None
+            and len(self.label_names) != len(self.labels)
+        ):
+            raise ConfigError(
+                f"label_names: {len(self.label_names)} name(s) for the {len(self.labels)} "
+                f"labels {list(self.labels)} (one per label, background included)"
+            )
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
         if self.channels is not None:

@@ -8,10 +8,17 @@ cross-validation) writes into ``CV_DIR`` (default ``config.run_dir``):
   on every later call, so an interrupted cross-validation resumes with the same folds;
 * ``fold_K/`` — an ordinary training run validating on fold K (resumed if interrupted, skipped
   if finished);
-* ``metrics.csv`` — Dice per held-out case and label (per region for region models): the
-  :class:`volseg.inference.Predictor`'s label map on the scan's own grid, scored by
-  :func:`volseg.evaluation.score_case` (``volseg evaluate``'s metrics) with the mean ``dice``;
-* ``summary.json`` — mean Dice per fold and pooled over all held-out cases.
+* ``metrics.csv`` — every metric of ``metrics`` (default :data:`CV_METRICS`: Dice, Jaccard,
+  precision, recall, HD95, ASSD) per held-out case and label (per region for region models;
+  columns named by the run's ``data.label_names``, ``dice_liver``), and each metric's mean over
+  the labels (``dice``, ``hd95``, ...): the :class:`volseg.inference.Predictor`'s label map on
+  the scan's own grid, scored by :func:`volseg.evaluation.score_case` (``volseg evaluate``'s
+  metrics);
+* ``summary.json`` (strict JSON: a NaN statistic is ``null``) — ``folds``: the mean of every
+  column per fold; ``pooled``: the mean over all held-out cases; ``pooled_stats``: mean, std,
+  median, ``n`` and ``nonfinite`` of every column (:func:`volseg.metrics.aggregate`; non-finite
+  distances, an empty prediction's ``inf``, are left out of the means and counted); ``cases``:
+  the number of held-out cases.
 
 :func:`ensemble_predictor` averages the folds' class probabilities for new scans.
 """
@@ -21,22 +28,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from volseg._atomic import atomic_path
 from volseg.config import Config
 from volseg.data.layouts import find_cases
 from volseg.data.splits import kfold_splits
 from volseg.evaluation import score_case
 from volseg.inference import Predictor
+from volseg.metrics import METRICS, aggregate
 from volseg.training.checkpoint import run_finished
 from volseg.training.trainer import train
 
 __all__ = [
+    "CV_METRICS",
     "CVResult",
     "cross_validate",
     "ensemble_predictor",
@@ -46,14 +55,23 @@ __all__ = [
 ]
 
 
+CV_METRICS: tuple[str, ...] = ("dice", "jaccard", "precision", "recall", "hd95", "assd")
+"""The metrics :func:`cross_validate` scores by default (any of :data:`volseg.metrics.METRICS`)."""
+
+
 @dataclass(frozen=True)
 class CVResult:
-    """Where the folds went and their scores (mean Dice per metric name)."""
+    """Where the folds went and their scores: the mean of every metric column per fold, pooled.
+
+    ``pooled_stats`` holds :func:`volseg.metrics.aggregate`'s statistics of every column over
+    all held-out cases (mean, std, median, ``n``, ``nonfinite``).
+    """
 
     cv_dir: Path
     run_dirs: list[Path]
     fold_metrics: list[dict[str, float]]
     pooled: dict[str, float]
+    pooled_stats: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def write_splits(splits: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -79,20 +97,35 @@ def fold_config(config: Config, split: dict[str, Any], run_dir: str | Path) -> C
 
 
 def _mean_rows(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    keys = [k for k in rows[0] if k.startswith("dice_")] if rows else []
-    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    if keys:
-        out["dice"] = float(np.mean([out[k] for k in keys]))
-    return out
+    """The mean of every metric column over the finite values (not ``fold``)."""
+    return {k: v["mean"] for k, v in aggregate(rows).items() if k != "fold"}
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``null``: strict JSON that every reader accepts."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def cross_validate(
-    config: Config, folds: int, progress: bool = True, cv_dir: str | Path | None = None
+    config: Config,
+    folds: int,
+    progress: bool = True,
+    cv_dir: str | Path | None = None,
+    metrics: Sequence[str] = CV_METRICS,
 ) -> CVResult:
     """Train and score every fold (resuming or skipping finished ones); see the module docstring.
 
     Warning: trains ``folds`` models one after another.
     """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     cv_dir = Path(cv_dir or config.run_dir)
     cv_dir.mkdir(parents=True, exist_ok=True)
     dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
@@ -123,23 +156,30 @@ def cross_validate(
         run_dirs.append(run_dir)
         predictor = Predictor.from_run(run_dir)
         fold_rows = [
-            {"fold": split["fold"], "case": i, **score_case(predictor, by_id[i])}
+            {"fold": split["fold"], "case": i, **score_case(predictor, by_id[i], metrics)}
             for i in split["val"]
         ]
         rows += fold_rows
         fold_metrics.append(_mean_rows(fold_rows))
     pooled = _mean_rows(rows)
-    with (cv_dir / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
+    stats = {k: v for k, v in aggregate(rows).items() if k != "fold"}
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with (
+        atomic_path(cv_dir / "metrics.csv") as tmp,
+        tmp.open("w", newline="", encoding="utf-8") as handle,
+    ):
+        writer = csv.DictWriter(handle, columns)
         writer.writeheader()
         writer.writerows(rows)
     summary = {
         "folds": [{"fold": s["fold"], **m} for s, m in zip(splits, fold_metrics)],
         "pooled": pooled,
+        "pooled_stats": stats,
         "cases": len(rows),
     }
-    (cv_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    return CVResult(cv_dir, run_dirs, fold_metrics, pooled)
+    with atomic_path(cv_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(_strict(summary), indent=1) + "\n", encoding="utf-8")
+    return CVResult(cv_dir, run_dirs, fold_metrics, pooled, stats)
 
 
 def ensemble_predictor(run_dirs: Sequence[str | Path]) -> Predictor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ from volseg.metrics import (
     summarize,
     write_metrics_csv,
 )
+from volseg.metrics.names import config_label_names, names_beside
 from volseg.regions import Region
 
 if TYPE_CHECKING:  # scoring folders needs no torch: ``volseg evaluate`` stays light
@@ -172,12 +173,14 @@ def evaluate_volumes(
     convention: Convention = "voxel",
     empty: Empty = "documented",
     lesions: LesionRules | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> dict[str, float]:
     """Metrics per foreground label (and region) for one prediction/reference pair on one grid.
 
     ``labels=None`` scores the non-zero labels of both maps (``[1]`` if they hold none), unless
     ``regions`` is given, which then scores the regions alone. See
-    :func:`volseg.metrics.evaluate_case` for the keys and the keyword arguments.
+    :func:`volseg.metrics.evaluate_case` for the keys and the keyword arguments (``names``:
+    label value -> name, naming the columns).
     """
     diff = ref.grid_difference(pred)
     if diff:
@@ -196,6 +199,7 @@ def evaluate_volumes(
         convention=convention,
         empty=empty,
         lesions=lesions,
+        names=names,
     )
 
 
@@ -229,6 +233,7 @@ def evaluate_folders(
     layout: str = "auto",
     note: Callable[[str], None] = _note,
     allow_missing: bool = False,
+    names: Mapping[int, str] | None = None,
 ) -> tuple[list[dict[str, float | str]], dict[str, tuple[float, float]], Path]:
     """Score every reference that has a prediction; write per-case rows + mean/std/median to CSV.
 
@@ -243,7 +248,9 @@ def evaluate_folders(
     (none when ``regions`` is given); a label no reference holds is scored (its reference masks
     are empty) and ``warn`` is told which cases predict it (default: a line on stderr).
     ``metrics`` are names from :data:`volseg.metrics.METRICS`; ``convention``, ``empty`` and
-    ``lesions`` are passed to :func:`volseg.metrics.evaluate_case`.
+    ``lesions`` are passed to :func:`volseg.metrics.evaluate_case`. ``names`` (label value ->
+    name) names the columns, ``dice_liver`` for ``dice_1``; ``None`` reads them from a
+    ``dataset.json`` in ``ref_dir`` or its parent (MSD ``labelsTr``), else keeps the values.
 
     Returns:
         The per-case rows (with a ``case`` key), the summary (mean, std) per metric, and the
@@ -261,6 +268,8 @@ def evaluate_folders(
             f"({len(pairing.pairs)} of {len(refs)} paired; --allow-missing scores those alone)"
         )
     infer_labels = labels is None and regions is None
+    if names is None:
+        names = names_beside(ref_dir)
     rows: list[dict[str, float | str]] = []
     found: set[int] = set()  # non-zero labels of the references
     predicted: dict[int, list[str]] = {}  # label -> cases whose prediction holds it
@@ -285,6 +294,7 @@ def evaluate_folders(
             convention=convention,
             empty=empty,
             lesions=lesions,
+            names=names,
         )
         rows.append({"case": case, **scores})
     if infer_labels:
@@ -309,6 +319,7 @@ def evaluate_folders(
             convention=convention,
             empty=empty,
             lesions=lesions,
+            names=names,
         )
         rows = [{"case": r["case"], **{k: r.get(k, v) for k, v in template.items()}} for r in rows]
     _say_pairing(pairing, Path(pred_dir), Path(ref_dir), note)  # once scored: errors stay 1 line
@@ -323,8 +334,9 @@ def score_case(
 ) -> dict[str, float]:
     """Predict a labelled case on its own grid and score it as ``volseg evaluate`` does.
 
-    Keys are ``<metric>_<label>`` for a softmax model and ``<metric>_<region>`` for a region
-    model (its labels are painted from the regions), plus ``<metric>``, their mean. Used by
+    Keys are ``<metric>_<label>`` for a softmax model (the label's name when the run has one,
+    ``data.label_names``) and ``<metric>_<region>`` for a region model (its labels are painted
+    from the regions), plus ``<metric>``, their mean. Used by
     cross-validation and the paper experiments.
     """
     if case.label is None:
@@ -338,6 +350,7 @@ def score_case(
         () if predictor.regions else predictor.labels,
         metrics=tuple(metrics),
         regions=predictor.regions,
+        names=config_label_names(predictor.config.data),
     )
     out: dict[str, float] = {}
     for metric in metrics:

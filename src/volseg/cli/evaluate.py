@@ -5,6 +5,20 @@ from __future__ import annotations
 import argparse
 
 
+def _labels_arg(values: list[str] | None) -> tuple[list[int] | None, dict[int, str] | None]:
+    """``--labels 1 2`` (values to score) or ``--labels dataset.json`` (names of the columns)."""
+    if values and len(values) == 1 and values[0].lower().endswith(".json"):
+        from volseg.metrics.names import read_label_names
+
+        return None, read_label_names(values[0])
+    try:
+        return (None if values is None else [int(v) for v in values]), None
+    except ValueError:
+        raise ValueError(
+            f"--labels {' '.join(values or [])}: expected integers or one .json file"
+        ) from None
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from volseg.evaluation import evaluate_folders
     from volseg.metrics import METRICS, LesionRules, aggregate
@@ -21,10 +35,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         miss_distance=args.lesion_miss_distance,
     )
     lesions.check(3)
+    labels, names = _labels_arg(args.labels)
     rows, summary, csv_path = evaluate_folders(
         args.pred,
         args.ref,
-        labels=args.labels,
+        labels=labels,
+        names=names,
         output=args.output,
         metrics=args.metrics,
         regions=args.regions,
@@ -40,7 +56,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(rows, columns))
     stats = [{"metric": k, **v} for k, v in aggregate(rows).items()]
     print(format_table(stats, ["metric", "mean", "std", "median", "n", "nonfinite"]))
-    print("  ".join(f"{k}: {m:.4f} +/- {s:.4f}" for k, (m, s) in summary.items()))
+    print(
+        "  ".join(
+            f"{k}: {m:g} of {s:g} cases"
+            if k.endswith("_nonfinite")
+            else f"{k}: {m:.4f} +/- {s:.4f}"
+            for k, (m, s) in summary.items()
+        )
+    )
     print(f"metrics (per case, mean, std, median): {csv_path}")
     return 0
 
@@ -84,9 +107,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--labels",
-        type=int,
         nargs="+",
-        help="labels to score (default: all > 0, or none with --regions)",
+        metavar="LABEL",
+        help="labels to score (default: all > 0, or none with --regions), or a dataset.json "
+        "whose 'labels' name the columns (dice_liver; default: a dataset.json in REF or its "
+        "parent)",
     )
     p.add_argument(
         "--metrics",

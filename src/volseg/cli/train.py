@@ -6,8 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from volseg.cli._common import UsageError, add_set_argument, reject_duplicates
+
+if TYPE_CHECKING:
+    from volseg.crossval import CVResult
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -71,21 +75,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cv_table(result: CVResult) -> tuple[list[dict[str, object]], list[str]]:
+    """One row per metric column: its mean per fold, then pooled mean, std, n and non-finite."""
+    folds = [f"fold_{i}" for i in range(len(result.fold_metrics))]
+    rows: list[dict[str, object]] = []
+    for key, stats in result.pooled_stats.items():
+        row: dict[str, object] = {"metric": key}
+        row.update({f: m.get(key) for f, m in zip(folds, result.fold_metrics, strict=True)})
+        row.update(mean=stats["mean"], std=stats["std"], n=int(stats["n"]))
+        row["nonfinite"] = int(stats["nonfinite"])
+        rows.append(row)
+    return rows, ["metric", *folds, "mean", "std", "n", "nonfinite"]
+
+
 def _cmd_cv(args: argparse.Namespace) -> int:
     import dataclasses
 
     from volseg.config import apply_overrides, load_config
     from volseg.crossval import cross_validate, ensemble_predictor
+    from volseg.report import format_table
 
     reject_duplicates(args.overrides, {"run_dir": "--run-dir"} if args.run_dir else {})
     config = apply_overrides(load_config(args.config), args.overrides)
     if args.run_dir:
         config = dataclasses.replace(config, run_dir=args.run_dir)
     result = cross_validate(config, args.folds, progress=not args.quiet)
-    for fold, metrics in enumerate(result.fold_metrics):
-        print(f"fold {fold}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    print("pooled: " + "  ".join(f"{k} {v:.4f}" for k, v in result.pooled.items()))
-    print(f"splits: {result.cv_dir / 'splits.json'}  metrics: {result.cv_dir / 'metrics.csv'}")
+    print(format_table(*_cv_table(result)))
+    print(
+        f"splits: {result.cv_dir / 'splits.json'}  metrics: {result.cv_dir / 'metrics.csv'}  "
+        f"summary: {result.cv_dir / 'summary.json'}"
+    )
     if args.predict:
         if not args.output:
             raise UsageError("--predict needs --output")

@@ -50,6 +50,7 @@ def summary_markdown(
                 cell += f" ({values.size - finite.size} infinite left out)"
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(mine)} |")
+    lines += _per_label_lines(names, metrics, rows)
     if exp.folds:
         lines += [
             "",
@@ -78,6 +79,34 @@ def summary_markdown(
     if profile == "smoke":
         lines += ["Smoke profile: a plumbing check, not a measurement of the claim.", ""]
     return "\n".join(lines)
+
+
+def _per_label_lines(
+    names: Sequence[str], metrics: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> list[str]:
+    """A table of every per-label (or region) column, ``dice_<name>``: mean +/- std per variant.
+
+    The columns are named as :func:`volseg.evaluation.score_case` names them (the dataset's
+    label names, :mod:`volseg.metrics.names`); nothing when the rows hold a single label.
+    """
+    columns = [k for k in (rows[0] if rows else {}) if any(k.startswith(f"{m}_") for m in metrics)]
+    if len([c for c in columns if c.startswith(f"{metrics[0]}_")]) < 2:
+        return []
+    lines = [
+        "",
+        "Per label (mean +/- std over seeds and held-out cases):",
+        "",
+        "| variant | " + " | ".join(f"`{c}`" for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name in names:
+        cells = []
+        for column in columns:
+            values = np.array([r[column] for r in rows if r["variant"] == name], dtype=float)
+            finite = values[np.isfinite(values)]
+            cells.append(_mean_std(list(finite)) if finite.size else "n/a")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _mean_std(values: Sequence[float]) -> str:

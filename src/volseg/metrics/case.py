@@ -9,7 +9,7 @@ cross-validation score with :func:`evaluate_case`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from volseg.metrics._masks import (
     spacing_array,
 )
 from volseg.metrics.lesions import LESION_METRICS, LesionRules, lesion_scores
+from volseg.metrics.names import label_keys
 from volseg.metrics.overlap import OVERLAP_METRICS, _counts, overlap_from_counts
 from volseg.metrics.surface import (
     DISTANCE_METRICS,
@@ -115,6 +116,7 @@ def evaluate_case(
     convention: Convention = "voxel",
     empty: Empty = "documented",
     lesions: LesionRules | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> dict[str, float]:
     """Metrics per foreground label and per region of two label maps: ``{"dice_1": .., ...}``.
 
@@ -122,7 +124,9 @@ def evaluate_case(
     masks ``pred == l`` and ``ref == l`` (label 0, background, is skipped if listed); region
     ``R`` (e.g. ``regions="brats"``: WT, TC, ET, see :mod:`volseg.regions`) on the masks of the
     voxels whose label lies in ``R.labels``, keyed ``"dice_WT"``. Keys are ``<metric>_<label>``,
-    labels first, metrics in the order given. The keyword arguments are those of
+    labels first, metrics in the order given; with ``names`` (label value -> name, e.g. from
+    ``dataset.json``) a named label's key is its safe name, ``"dice_hippocampus_left"``
+    (:func:`volseg.metrics.names.label_keys`). The other keyword arguments are those of
     :func:`score_masks`.
     """
     p, r = np.asarray(pred), np.asarray(ref)
@@ -131,8 +135,9 @@ def evaluate_case(
     _check(metrics, tolerance, convention, empty)
     spacing_array(spacing, p.ndim)  # also when no label is scored or every mask is empty
     out: dict[str, float] = {}
+    keys = label_keys([int(v) for v in labels if v != 0], names)
     pairs: list[tuple[str, np.ndarray, np.ndarray]] = [
-        (str(label), p == label, r == label) for label in labels if label != 0
+        (key, p == label, r == label) for label, key in keys.items()
     ]
     if regions is not None:
         region_set = get_regions(regions)

@@ -18,9 +18,10 @@ __all__ = ["aggregate", "summarize", "write_metrics_csv"]
 def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, dict[str, float]]:
     """Mean, std (population), median, count and non-finite count of every numeric metric.
 
-    ``{key: {"mean", "std", "median", "n", "nonfinite"}}``; non-finite values (``inf`` from an
-    empty mask, ``NaN``) are left out of the statistics but counted in ``nonfinite``; a key with
-    no finite value gets NaN statistics. Non-numeric entries (a ``"case"`` name) are ignored.
+    ``{key: {"mean", "std", "median", "n", "nonfinite"}}`` (``n`` and ``nonfinite`` are ``int``);
+    non-finite values (``inf`` from an empty mask, ``NaN``) are left out of the statistics but
+    counted in ``nonfinite``; a key with no finite value gets NaN statistics. Non-numeric
+    entries (a ``"case"`` name) are ignored.
     """
     keys: list[str] = []
     for row in rows:
@@ -38,8 +39,8 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, dict[str, float
             "mean": stats[0],
             "std": stats[1],
             "median": stats[2],
-            "n": float(finite.size),
-            "nonfinite": float(values.size - finite.size),
+            "n": int(finite.size),  # counts stay integers: printed 2, not 2.0000
+            "nonfinite": int(values.size - finite.size),
         }
     return out
 
@@ -57,7 +58,8 @@ def summarize(rows: Sequence[Mapping[str, object]]) -> dict[str, tuple[float, fl
     for key, stats in aggregate(rows).items():
         summary[key] = (stats["mean"], stats["std"])
         if stats["nonfinite"]:
-            summary[f"{key}_nonfinite"] = (stats["nonfinite"], stats["n"] + stats["nonfinite"])
+            count, n = int(stats["nonfinite"]), int(stats["n"] + stats["nonfinite"])
+            summary[f"{key}_nonfinite"] = (count, n)
     return summary
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,12 +142,14 @@ def score_cases(
     cases: Sequence[CaseFiles],
     metrics: Sequence[str] = ("dice", "hd95"),
     tolerance: float = 1.0,
+    names: Mapping[int, str] | None = None,
 ) -> list[dict[str, float | str]]:
     """One row per case: metrics (with a reference), volumes in ml, components, uncertainty.
 
     Labels as ``volseg evaluate`` without ``--labels``: each case scores the non-zero labels of
     its prediction and reference; a label another case has but this one lacks in both maps gets
-    the empty-mask values, so every row has the same columns.
+    the empty-mask values, so every row has the same columns. ``names`` (label value -> name)
+    names the columns, ``dice_liver`` for ``dice_1`` (:mod:`volseg.metrics.names`).
     """
     from volseg.evaluation import evaluate_volumes
     from volseg.metrics import evaluate_case
@@ -164,7 +166,11 @@ def score_cases(
             pred_labels = {int(v) for v in np.unique(pred.array) if v != 0}
             found |= ref_labels
             labels = sorted(ref_labels | pred_labels)
-            row.update(evaluate_volumes(pred, ref, labels, metrics=metrics, tolerance=tolerance))
+            row.update(
+                evaluate_volumes(
+                    pred, ref, labels, metrics=metrics, tolerance=tolerance, names=names
+                )
+            )
         row["pred_ml"] = foreground_ml(pred)
         if ref is not None:
             row["ref_ml"] = foreground_ml(ref)
@@ -181,6 +187,7 @@ def score_cases(
             sorted(found) or [1],
             metrics=metrics,
             tolerance=tolerance,
+            names=names,
         )
         extra = ("pred_ml", "ref_ml", "components", "uncertainty")
         rows = [

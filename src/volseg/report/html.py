@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from volseg._atomic import atomic_path
+from volseg.report.tables import is_count_column
 
 __all__ = ["cell", "esc", "json_script", "page", "table", "write_page"]
 
@@ -48,13 +49,16 @@ def json_script(element_id: str, data: object) -> str:
     return f'<script type="application/json" id="{esc(element_id)}">{text}</script>'
 
 
-def cell(value: object) -> str:
-    """A table cell: numbers right-aligned with a sortable ``data-value``, text escaped."""
+def cell(value: object, count: bool = False) -> str:
+    """A table cell: numbers right-aligned with a sortable ``data-value``, text escaped.
+
+    ``count``: the column holds counts, so a whole float is written as an integer (``2``).
+    """
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         return f'<td class="text">{esc("" if value is None else value)}</td>'
     v = float(value)
-    if isinstance(value, int | np.integer):
-        text = str(int(value))
+    if isinstance(value, int | np.integer) or (count and v.is_integer()):
+        text = str(int(v))
     elif math.isnan(v):
         text = "nan"
     elif math.isinf(v):
@@ -81,10 +85,11 @@ def table(
     attrs += ' class="sortable"' if sortable else ""
     head = "".join(f"<th>{esc(headers.get(c, c))}</th>" for c in columns)
     head += "<th></th>" if extra else ""
+    counts = {c: is_count_column(c, rows) for c in columns}
     body = []
     for i, row in enumerate(rows):
         css = f' class="{esc(row_classes[i])}"' if row_classes and row_classes[i] else ""
-        cells = "".join(cell(row.get(c)) for c in columns)
+        cells = "".join(cell(row.get(c), counts[c]) for c in columns)
         cells += f"<td>{extra[i]}</td>" if extra else ""
         body.append(f"<tr{css}>{cells}</tr>")
     return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

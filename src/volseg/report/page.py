@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from volseg.io import VolumeReadError, read_volume
+from volseg.metrics.names import names_beside
 from volseg.report import plots
 from volseg.report.cases import (
     MANIFEST,
@@ -69,7 +70,7 @@ def _recipe(run: Path) -> list[dict[str, object]]:
         facts += [
             {"item": "network", "value": f"{model.get('name')} {model.get('kwargs') or ''}"},
             {"item": "loss", "value": f"{loss.get('name')} {loss.get('kwargs') or ''}"},
-            {"item": "data", "value": f"{data.get('root')} (labels {data.get('labels')})"},
+            {"item": "data", "value": f"{data.get('root')} (labels {_labels_text(data)})"},
             {"item": "epochs planned", "value": train.get("epochs")},
             {
                 "item": "patch, batch",
@@ -90,6 +91,28 @@ def _recipe(run: Path) -> list[dict[str, object]]:
         else:
             facts.append({"item": "validation", "value": "none (no validation set)"})
     return facts
+
+
+def _labels_text(data: dict[str, Any]) -> str:
+    """``0 background, 1 liver`` from a config's ``labels`` and ``label_names``."""
+    labels, names = data.get("labels"), data.get("label_names")
+    if isinstance(labels, list) and isinstance(names, list) and len(labels) == len(names):
+        return ", ".join(f"{v} {n}" for v, n in zip(labels, names, strict=True))
+    return str(labels)
+
+
+def _run_label_names(run: Path) -> dict[int, str]:
+    """Label value -> name saved in a run's ``config.yaml`` (``data.label_names``), or ``{}``."""
+    import yaml
+
+    if not (run / "config.yaml").is_file():
+        return {}
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    data = config.get("data") or {}
+    labels, names = data.get("labels"), data.get("label_names")
+    if not isinstance(labels, list) or not isinstance(names, list) or len(labels) != len(names):
+        return {}
+    return {int(v): str(n) for v, n in zip(labels, names, strict=True)}
 
 
 def _log(run: Path) -> list[dict[str, float]]:
@@ -189,9 +212,11 @@ def write_report(
     if run:
         manifest = source / MANIFEST
         cases = cases_from_manifest(manifest) if manifest.is_file() else []
+        names = _run_label_names(source)
     else:
         cases = cases_from_folders(source, ref, images)
-    rows = _worst_first(score_cases(cases, metrics, tolerance))
+        names = names_beside(ref) if ref else {}
+    rows = _worst_first(score_cases(cases, metrics, tolerance, names))
     by_name = {c.case: c for c in cases}
     cases = [by_name[str(r["case"])] for r in rows]
     flags = _flags(rows)

@@ -41,11 +41,12 @@ from tqdm import tqdm
 
 from volseg._device import resolve_device
 from volseg.config import Config, dump_config
-from volseg.data.layouts import Case, find_cases
+from volseg.data.layouts import Case, Dataset, find_cases
 from volseg.data.sampling import LoadedCase, PatchDataset, build_loader, load_case
 from volseg.data.splits import validation_ids
 from volseg.data.transforms import build_augmentation
 from volseg.losses import create_loss
+from volseg.metrics.names import dataset_label_names
 from volseg.nn.build import build_model
 from volseg.nn.network import check_network
 from volseg.nn.sliding_window import runs_on
@@ -87,12 +88,24 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+def _label_names(dataset: Dataset, labels: Sequence[int]) -> tuple[str, ...] | None:
+    """The dataset's name of each label (its value when unnamed), or None when it names none."""
+    named = dataset_label_names(dataset.root, dataset.layout, labels)
+    if not any(v in named for v in labels):
+        return None
+    return tuple(named.get(v, str(v)) for v in labels)
+
+
 def _load_cases(
-    cases: Sequence[Case], config: Config, labels: Sequence[int], channels: int
+    cases: Sequence[Case],
+    config: Config,
+    labels: Sequence[int],
+    channels: int,
+    progress: bool = True,
 ) -> list[LoadedCase]:
     dims = len(config.train.patch_size)
     loaded = []
-    for case in tqdm(cases, desc="loading", leave=False, disable=len(cases) < 3):
+    for case in tqdm(cases, desc="loading", leave=False, disable=not progress or len(cases) < 3):
         item = load_case(case, config.preprocess, labels, channels)
         image_dims = item.image.ndim - 1
         if not runs_on(dims, image_dims):
@@ -177,8 +190,14 @@ def train(
         labels = list(config.data.labels or dataset.labels or (0, 1))
         channels = data_channels(dataset)
         check_channels(config, dataset)
+        names = config.data.label_names or _label_names(dataset, labels)
+        if names is not None and len(names) != len(labels):
+            raise ValueError(
+                f"data.label_names: {len(names)} name(s) for the labels {labels} of "
+                f"{config.data.root} (one per label, background included)"
+            )
         config = dataclasses.replace(
-            config, data=dataclasses.replace(config.data, labels=tuple(labels))
+            config, data=dataclasses.replace(config.data, labels=tuple(labels), label_names=names)
         )
         # everything the config alone decides is checked before any scan is read
         model = build_model(config, channels, len(labels)).to(device)
@@ -191,9 +210,10 @@ def train(
         build_augmentation(config.augment)
         train_cases, val_cases = split_cases(dataset.cases, config)
         val_cases = validation_subset(val_cases, train_cfg.val_max_cases, train_cfg.seed)
-        train_loaded = _load_cases(train_cases, config, labels, channels)
+        bar = progress and info.is_main
+        train_loaded = _load_cases(train_cases, config, labels, channels, bar)
         check_label_presence(config, labels, train_loaded)
-        val_loaded = _load_cases(val_cases, config, labels, channels)
+        val_loaded = _load_cases(val_cases, config, labels, channels, bar)
 
         run_dir = Path(config.run_dir)
         optimizer = build_optimizer(train_cfg.optimizer, list(model.parameters()))
