@@ -50,6 +50,8 @@ def test_check_train_predict_evaluate_without_renaming(
     train = ["train", "recipe.yaml", "--set", "data.root=Task01", "--set", "train.epochs=1"]
     assert main([*train, "--set", "run_dir=runs/hip", "-q"]) == 0
     assert (tmp_path / "runs" / "hip" / "checkpoint_last.pt").is_file()
+    log = (tmp_path / "runs" / "hip" / "log.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert "val_dice_hippocampus_left" in log.split(",")  # the training log names labels too
 
     predict = ["predict", "-m", "runs/hip", "-i", "Task01/imagesTs", "-o", "pred", "-q"]
     assert main(predict) == 0

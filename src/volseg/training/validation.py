@@ -25,6 +25,7 @@ from volseg.config import Config, TrainConfig
 from volseg.data.sampling import LoadedCase
 from volseg.decoding import decode_labels, keep_largest_component, probabilities, resolve_activation
 from volseg.metrics import evaluate_case
+from volseg.metrics.names import config_label_names, label_keys
 from volseg.nn.network import check_network
 from volseg.nn.sliding_window import infer_bf16, predict_logits
 from volseg.regions import get_regions
@@ -88,7 +89,8 @@ def validate(
 ) -> dict[str, list[float]]:
     """Per-case scores keyed ``val_<metric>_<name>`` (and ``val_loss``), one value per case.
 
-    ``name`` is a foreground label value, or a region name (``WT``...) for ``data.regions`` runs.
+    ``name`` is a foreground label's column key (its name from ``data.label_names``, e.g.
+    ``hippocampus_left``, else its value), or a region name (``WT``...) for ``data.regions`` runs.
     ``val_loss`` is the training loss on the whole case's outputs and ``val_loss_<term>`` each of
     its terms (a VAE loss has only its Dice term here: the VAE branch is off in eval mode, so
     compare ``val_loss_dice`` with ``train_loss_dice``). Every rank returns the same keys, also
@@ -99,7 +101,9 @@ def validate(
     regions = get_regions(config.data.regions) if config.data.regions is not None else None
     activation = resolve_activation(infer.activation, regions)
     metrics = validation_metrics(config)
-    names = [r.name for r in regions] if regions else [str(k) for k in labels[1:]]
+    label_names = config_label_names(config.data)
+    keys = label_keys(labels, label_names)
+    names = [r.name for r in regions] if regions else [keys[k] for k in labels[1:]]
     scores: dict[str, list[float]] = {f"val_{m}_{n}": [] for n in names for m in metrics}
     if loss_fn is not None:
         scores["val_loss"] = []
@@ -129,6 +133,7 @@ def validate(
             metrics=metrics,
             regions=regions,
             eps=config.train.metric_eps,
+            names=label_names,
         )
         for key, value in row.items():
             scores[f"val_{key}"].append(value)
