@@ -301,11 +301,12 @@ def test_evaluate_ref_takes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixt
     for i, case in enumerate(("liver_a", "liver_b")):
         _scan(task / f"imagesTr/{case}_0000.nii.gz", i, task / f"labelsTr/{case}.nii.gz")
     (task / "dataset.json").write_text(json.dumps({"labels": {"liver": 1}}), encoding="utf-8")
+    # the label is named in dataset.json: the columns say so
     assert (
         main(["evaluate", "--pred", str(pred), "--ref", str(task), "-o", str(tmp_path / "m.csv")])
         == 0
     )
-    assert "dice_1: 1.0000 +/- 0.0000" in capsys.readouterr().out
+    assert "dice_liver: 1.0000 +/- 0.0000" in capsys.readouterr().out
 
 
 def test_a_folder_csv_is_a_manifest_only_when_it_lists_cases(tmp_path: Path) -> None:
