@@ -78,7 +78,9 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
         str(tmp_path / "ddp.yaml"),
         str(out),
     ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rank0 = torch.load(out / "rank0.pt", weights_only=True)
     rank1 = torch.load(out / "rank1.pt", weights_only=True)
@@ -156,7 +158,9 @@ def test_a_failing_rank_stops_every_rank_and_keeps_the_last_checkpoint(tmp_path:
         "2",
     ]
     start = time.monotonic()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300
+    )
     seconds = time.monotonic() - start
     assert done.returncode != 0
     assert "rank 1 fails on purpose" in done.stderr
