@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
+import os
 from collections.abc import Iterator
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 __all__ = [
+    "PARALLEL_MIN_POINTS",
     "area_table",
     "bounding_box",
     "nearest_distances",
@@ -180,34 +183,80 @@ def surfels(mask: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return coords, area_table(spacing)[code[border]]
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest box holding every foreground voxel (``mask`` must have one)."""
-    box = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box holding every foreground voxel; ``None`` if there is none.
+
+    One pass over the array: the projection on the first axis (``any`` over each slice), then
+    the projection of the slices in range onto the other axes, recursively.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim == 0 or m.size == 0:
+        return None
+    lead = m.reshape(m.shape[0], -1).any(axis=1) if m.ndim > 1 else m
+    hit = np.flatnonzero(lead)
+    if hit.size == 0:
+        return None
+    first = slice(int(hit[0]), int(hit[-1]) + 1)
+    if m.ndim == 1:
+        return (first,)
+    rest = bounding_box(np.asarray(m[first].any(axis=0)))
+    assert rest is not None  # the slices in range hold foreground
+    return (first, *rest)
+
+
+def _box_surfels(mask: np.ndarray, sp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`surfels` of a non-empty mask computed on its bounding box, in global cells."""
+    box = bounding_box(mask)
+    if box is None:
+        raise ValueError("surfels of an empty mask")
+    cells, areas = surfels(mask[box], sp)
+    cells += np.array([s.start for s in box], dtype=cells.dtype)
+    return cells, areas
 
 
 def surfel_distances(
-    p: np.ndarray, r: np.ndarray, sp: np.ndarray
+    p: np.ndarray, r: np.ndarray, sp: np.ndarray, upper_bound: float = math.inf
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(d(p->r), d(r->p), areas of p, areas of r)`` for two non-empty boolean masks.
 
-    Both masks are cropped to the box of their union first (the cells, and so the distances,
-    do not depend on where the box lies).
+    Each mask's surfels are found on its own bounding box (outside it every cell is empty;
+    cells keep their global positions, so the distances do not depend on the boxes).
+    ``upper_bound``: as in :func:`nearest_distances`.
     """
-    box = bounding_box(p | r)
-    cells_p, areas_p = surfels(p[box], sp)
-    cells_r, areas_r = surfels(r[box], sp)
-    d_pr = nearest_distances(cells_p, cells_r, sp)
-    return d_pr, nearest_distances(cells_r, cells_p, sp), areas_p, areas_r
+    cells_p, areas_p = _box_surfels(p, sp)
+    cells_r, areas_r = _box_surfels(r, sp)
+    d_pr = nearest_distances(cells_p, cells_r, sp, upper_bound)
+    return d_pr, nearest_distances(cells_r, cells_p, sp, upper_bound), areas_p, areas_r
 
 
-def nearest_distances(from_pts: np.ndarray, to_pts: np.ndarray, sp: np.ndarray) -> np.ndarray:
-    """Exact distance in mm from each point of ``from_pts`` to the nearest of ``to_pts``."""
-    tree = cKDTree(to_pts * sp, leafsize=32, balanced_tree=False, compact_nodes=False)
-    distances, _ = tree.query(from_pts * sp, k=1)
+PARALLEL_MIN_POINTS = 4096
+"""Queries of at least this many points run on every CPU this process may use (scipy's
+``workers``); below it a thread's start costs more than it saves."""
+
+
+def _workers(n: int) -> int:
+    if n < PARALLEL_MIN_POINTS:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def nearest_distances(
+    from_pts: np.ndarray, to_pts: np.ndarray, sp: np.ndarray, upper_bound: float = math.inf
+) -> np.ndarray:
+    """Exact distance in mm from each point of ``from_pts`` to the nearest of ``to_pts``.
+
+    A k-d tree (``scipy.spatial.cKDTree``) over ``to_pts`` in mm, queried on every CPU when the
+    query is large. With a finite ``upper_bound`` the search stops there: distances up to it
+    are exact, the others are ``inf`` (all a count of ``d <= tolerance`` needs; far cheaper).
+    """
+    tree = cKDTree(to_pts * sp, leafsize=64, balanced_tree=False, compact_nodes=False)
+    bound = math.inf if math.isinf(upper_bound) else upper_bound * (1 + 1e-9) + 1e-12
+    distances, _ = tree.query(
+        from_pts * sp, k=1, distance_upper_bound=bound, workers=_workers(len(from_pts))
+    )
     return np.asarray(distances, dtype=np.float64)
 
 
