@@ -1,13 +1,23 @@
-"""HD95 + Dice on two 256x256x160 masks: volseg beside MONAI and MedPy, in one process.
+"""Surface metrics on 256x256x160 mask pairs: volseg beside MONAI and MedPy, in one process.
 
-Masks: two overlapping noisy spheres (radius 50 and 46 voxels, offset by (6, -5, 4)) plus 300
-isolated false-positive voxels scattered over the whole volume (so the union's bounding box is
-the full array), 1 mm isotropic; the recipe of ``BASELINES.md``.
+Masks (``--part hd95``), 1 mm isotropic:
 
-The three HD95 definitions differ; each peer is compared under its own convention:
+* ``clean``: two overlapping spheres (radius 46 and 50 voxels, centres offset by (6, -5, 4)), no
+  noise, no stray voxel (the union's box is ~107^3 voxels, 3 % of the array);
+* ``noisy``: the same spheres with smoothed noise on their radii plus 300 isolated
+  false-positive voxels scattered over the whole volume (so the prediction's bounding box is
+  the full array); the recipe of ``BASELINES.md``.
+
+Each pair: HD, HD95, ASSD and surface Dice at 1 mm beside MONAI, HD95 pooled beside MedPy; the
+calls of volseg and its peer alternate within each round and the best of ``--runs`` rounds is
+kept (a shared machine's busy spells hit both alike); values are asserted equal to 1e-6
+relative. The HD95 row also times the floor: one bounding-box pass over each mask plus the k-d
+tree builds and queries alone. The definitions differ; each peer is compared under its own:
 
 * MONAI ``compute_hausdorff_distance(percentile=95)``: max of the two directed 95th percentiles
-  = volseg ``hausdorff_distance(p, r, spacing, 95)`` (default ``combine="max"``);
+  = volseg ``hausdorff_distance(p, r, spacing, 95)`` (default ``combine="max"``); MONAI's
+  ``compute_average_surface_distance(symmetric=True)`` and ``compute_surface_dice`` = volseg's
+  ``average_surface_distance`` and ``surface_dice``;
 * MedPy ``hd95``: 95th percentile of both directed sets pooled
   = volseg ``hausdorff_distance(p, r, spacing, 95, combine="pooled")``.
 
@@ -23,7 +33,7 @@ publish scripts, not packages), so there is no peer row.
 Conventions (``--part conventions``): DeepMind's published cases (slabs, two voxels, squares)
 under volseg's two conventions, MONAI, MedPy and DeepMind, as a markdown table.
 
-Run: ``python benchmarks/metrics.py [--runs 3] [--part all|hd95|lesions|conventions]`` (needs
+Run: ``python benchmarks/metrics.py [--runs 5] [--part all|hd95|lesions|conventions]`` (needs
 the ``bench`` extra: monai, medpy, surface-distance).
 """
 

@@ -7,6 +7,7 @@ unbounded single-thread queries, and surfels computed on the whole array.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,7 +19,13 @@ from volseg.metrics import surface as surface_mod
 from volseg.metrics import surface_dice, surface_voxels
 from volseg.metrics import surfels as surfels_mod
 from volseg.metrics.surface import _distances
-from volseg.metrics.surfels import bounding_box, nearest_distances, surfel_distances, surfels
+from volseg.metrics.surfels import (
+    area_table,
+    bounding_box,
+    nearest_distances,
+    surfel_distances,
+    surfels,
+)
 
 
 def erosion_surface(mask: np.ndarray) -> np.ndarray:
@@ -170,3 +177,32 @@ def test_surfels_on_each_box_equal_whole_array() -> None:
     np.testing.assert_allclose(d_ab, cKDTree(cells_b * sp).query(cells_a * sp)[0], rtol=1e-15)
     np.testing.assert_allclose(d_ba, cKDTree(cells_a * sp).query(cells_b * sp)[0], rtol=1e-15)
     assert math.isfinite(float(d_ab.max()))
+
+
+def whole_array_surfels(mask: np.ndarray, sp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The previous ``surfels``: codes of the whole padded array at once, then ``argwhere``."""
+    m = np.pad(np.asarray(mask, dtype=np.uint8), 1)
+    ndim = m.ndim
+    cells = tuple(n - 1 for n in m.shape)
+    code = np.zeros(cells, dtype=np.uint8)
+    for pos, offset in enumerate(itertools.product((0, 1), repeat=ndim)):
+        block = m[tuple(slice(o, o + n) for o, n in zip(offset, cells, strict=True))]
+        code |= block << (2**ndim - 1 - pos)
+    border = (code != 0) & (code != 2**2**ndim - 1)
+    return np.argwhere(border), area_table(sp)[code[border]]
+
+
+@pytest.mark.parametrize("slab", [1, 7, 1 << 18])
+def test_surfels_in_slabs_equal_whole_array(slab: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(surfels_mod, "SLAB_CELLS", slab)
+    rng = np.random.default_rng(9)
+    for shape, sp in (
+        ((7, 6, 5), (1.5, 1.0, 0.6)),
+        ((1, 1, 1), (1.0, 2.0, 3.0)),
+        ((9, 8), (0.8, 1.7)),
+    ):
+        for mask in random_masks(rng, shape):
+            got_cells, got_areas = surfels(mask, np.array(sp))
+            ref_cells, ref_areas = whole_array_surfels(mask, np.array(sp))
+            np.testing.assert_array_equal(got_cells, ref_cells)
+            np.testing.assert_array_equal(got_areas, ref_areas)
