@@ -33,7 +33,9 @@ publish scripts, not packages), so there is no peer row.
 Conventions (``--part conventions``): DeepMind's published cases (slabs, two voxels, squares)
 under volseg's two conventions, MONAI, MedPy and DeepMind, as a markdown table.
 
-Run: ``python benchmarks/metrics.py [--runs 5] [--part all|hd95|lesions|conventions]`` (needs
+``--part floor``: HD95's steps in single-thread CPU time on both pairs, the floor beside them.
+
+Run: ``python benchmarks/metrics.py [--runs 5] [--part all|hd95|floor|lesions|conventions]`` (needs
 the ``bench`` extra: monai, medpy, surface-distance).
 """
 
@@ -379,10 +381,53 @@ def bench_distances(label: str, pred: Any, ref: Any, runs: int) -> list[float]:
     return ratios
 
 
+def bench_floor(runs: int) -> None:
+    """HD95's steps in single-thread CPU time (``time.process_time``, best of ``runs``), which
+    a shared machine disturbs far less than wall time: the floor (one pass over each mask for
+    its bounding box; the k-d tree builds and queries of every surface voxel) beside the rest."""
+    from volseg.metrics import surface_voxels
+    from volseg.metrics import surfels as surfels_mod
+    from volseg.metrics.surfels import bounding_box, nearest_distances
+
+    parallel_min = surfels_mod.PARALLEL_MIN_POINTS
+    surfels_mod.PARALLEL_MIN_POINTS = 2**62  # one thread: CPU time is then the work
+    sp = np.ones(3)
+    print(
+        f"\n{'CPU ms, one thread':18s} {'bbox pass':>9s} {'queries':>8s} {'floor':>7s} "
+        f"{'surfaces':>8s} {'HD95':>7s} {'/floor':>6s}"
+    )
+    for label, (pred, ref) in (("clean", clean_masks()), ("noisy", make_masks())):
+        s_p, s_r = surface_voxels(pred), surface_voxels(ref)
+        steps: dict[str, Callable[[], Any]] = {
+            "bbox": lambda p=pred, r=ref: (bounding_box(p), bounding_box(r)),
+            "queries": lambda a=s_p, b=s_r: (
+                nearest_distances(a, b, sp),
+                nearest_distances(b, a, sp),
+            ),
+            "surfaces": lambda p=pred, r=ref: (surface_voxels(p), surface_voxels(r)),
+            "hd95": lambda p=pred, r=ref: hausdorff_distance(p, r, None, 95),
+        }
+        best = dict.fromkeys(steps, math.inf)
+        for _ in range(runs):
+            for name, fn in steps.items():
+                t0 = time.process_time()
+                fn()
+                best[name] = min(best[name], time.process_time() - t0)
+        ms = {k: v * 1e3 for k, v in best.items()}
+        floor = ms["bbox"] + ms["queries"]
+        print(
+            f"{label:18s} {ms['bbox']:9.1f} {ms['queries']:8.1f} {floor:7.1f} "
+            f"{ms['surfaces']:8.1f} {ms['hd95']:7.1f} {ms['hd95'] / floor:5.2f}x"
+        )
+    surfels_mod.PARALLEL_MIN_POINTS = parallel_min
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--part", choices=["all", "hd95", "lesions", "conventions"], default="all")
+    parser.add_argument(
+        "--part", choices=["all", "hd95", "floor", "lesions", "conventions"], default="all"
+    )
     args = parser.parse_args()
     if args.part in ("all", "conventions"):
         bench_conventions()
@@ -390,7 +435,9 @@ def main() -> int:
         return 0
     if args.part in ("all", "lesions"):
         bench_lesions(args.runs)
-    if args.part == "lesions":
+    if args.part in ("all", "floor"):
+        bench_floor(args.runs)
+    if args.part in ("lesions", "floor"):
         return 0
 
     import torch

@@ -339,11 +339,11 @@ def surface_dice(
 
     Counts surface voxels (``convention="voxel"``) or sums surfel areas (``"surfel"``, Nikolov
     et al. 2021, DeepMind's ``compute_surface_dice_at_tolerance``); ``tolerance`` must be finite
-    and >= 0. Both empty: 1.0 (NaN with ``empty="nan"``); exactly one empty: 0.0.
+    and >= 0. Both empty: 1.0 (NaN with ``empty="nan"``); exactly one empty: 0.0. Only whether
+    a distance is within ``tolerance`` counts, so the nearest-neighbour searches stop there.
     """
     check_tolerance(tolerance)
     p, r, sp, both = _prepare(pred, ref, spacing, convention, empty)
     if both is not None:
         return empty_value("surface_dice", both, math.inf, empty)
-    # only whether d <= tolerance counts: the k-d tree searches stop beyond it (exact count)
     return surface_dice_from(_distances(p, r, sp, convention, tolerance), tolerance)
