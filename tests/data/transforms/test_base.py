@@ -17,6 +17,7 @@ from volseg.data.transforms import (
     Compose,
     Context,
     IntensityTransform,
+    MaskTransform,
     RandomAffine,
     RandomTransform,
     Sample,
@@ -45,12 +46,13 @@ def _params(transform: RandomTransform, sample: Sample, seed: int):  # type: ign
 
 def test_registry_holds_the_documented_transforms() -> None:
     assert list_transforms() == [
-        "affine", "bias_field", "bspline", "crop", "flip", "gamma", "histogram_matching",
-        "intensity_shift_scale", "noise",
+        "affine", "bias_field", "bspline", "crop", "flip", "fov_cut", "gamma",
+        "histogram_matching", "intensity_shift_scale", "noise",
     ]  # fmt: skip
     for name in list_transforms():
         cls = TRANSFORMS.get(name)
-        assert cls.name == name and issubclass(cls, (SpatialTransform, IntensityTransform))
+        kinds = (SpatialTransform, MaskTransform, IntensityTransform)
+        assert cls.name == name and issubclass(cls, kinds)
 
 
 @pytest.mark.parametrize("name,dims", CASES)

@@ -6,6 +6,7 @@ The modules register their transforms when imported; they are imported here expl
 * :mod:`.base`: :class:`RandomTransform`, :class:`Compose`, :class:`Sample`, the registry.
 * :mod:`.grid` and :mod:`.bspline`: the sampling grid and cubic B-spline fields.
 * :mod:`.spatial`: ``flip``, ``affine``, ``bspline``, ``crop`` (in mm).
+* :mod:`.fov`: ``fov_cut`` (the scan's field of view cut at its borders; cuts the label too).
 * :mod:`.intensity`: ``intensity_shift_scale``, ``gamma``, ``noise``, ``bias_field``.
 * :mod:`.histogram`: ``histogram_matching`` (V-Net).
 """
@@ -18,6 +19,7 @@ from volseg.data.transforms.base import (
     Compose,
     Context,
     IntensityTransform,
+    MaskTransform,
     RandomTransform,
     Sample,
     SpatialTransform,
@@ -29,6 +31,7 @@ from volseg.data.transforms.base import (
     params_to_dict,
     register_transform,
 )
+from volseg.data.transforms.fov import FovCutParams, RandomFovCut, head_box
 from volseg.data.transforms.histogram import (
     HistogramParams,
     HistogramTable,
@@ -67,16 +70,19 @@ __all__ = [
     "Context",
     "CropParams",
     "FlipParams",
+    "FovCutParams",
     "GammaParams",
     "HistogramParams",
     "HistogramTable",
     "IntensityTransform",
+    "MaskTransform",
     "NoiseParams",
     "RandomAffine",
     "RandomBSplineDeformation",
     "RandomBiasField",
     "RandomCrop",
     "RandomFlip",
+    "RandomFovCut",
     "RandomGamma",
     "RandomHistogramMatching",
     "RandomIntensityShiftScale",
@@ -88,6 +94,7 @@ __all__ = [
     "build_augmentation",
     "channel_stats",
     "create_transform",
+    "head_box",
     "histogram_table",
     "list_transforms",
     "match_histogram",

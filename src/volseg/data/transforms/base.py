@@ -9,12 +9,21 @@ deterministically. There are two kinds:
   spatial transforms and reads the image (linear) and the label (nearest) once, with one
   ``grid_sample`` each (:mod:`.grid`). A whole volume and a training patch go through the same
   code; for a patch only patch-sized work is done.
+* :class:`MaskTransform`: cuts the *input* to a region (a scanner's field of view). Given the
+  input voxel at which each output voxel is read (the spatial transforms' mapped points), it says
+  which output voxels lie outside the region, where the image is read instead (``clamp``: e.g.
+  the region's border values, as at the end of any volume) and the image value written there
+  (``fill``, or ``None`` to keep what was read); the label there becomes 0. It is the only kind
+  that changes the label's content, so it works on points, not on resampled values: a patch is
+  cut exactly as the same region of the whole volume.
 * :class:`IntensityTransform`: ``transform_image`` changes the values of the resampled image.
 
-So in a :class:`Compose` the spatial transforms act first (in list order), then the intensity
-ones (in list order). Parameters are drawn from the :class:`Context` of the *input* case
-(shape, spacing, per-channel statistics), never from intermediate results; they are recorded by
-position in the list, so two transforms of one class replay correctly.
+So in a :class:`Compose` the spatial transforms act first (in list order), then the mask ones
+(in list order, on the mapped points, before the one resampling), then the intensity ones (in
+list order; they change a filled region as they change the scan's own background).
+Parameters are drawn from the :class:`Context` of the *input* case (shape, spacing, per-channel
+statistics), never from intermediate results; they are recorded by position in the list, so two
+transforms of one class replay correctly.
 
 Registered transforms (``@register_transform("flip")``) are built by name with
 :func:`create_transform` and listed by :func:`list_transforms`; training builds its
@@ -44,6 +53,7 @@ __all__ = [
     "Compose",
     "Context",
     "IntensityTransform",
+    "MaskTransform",
     "RandomTransform",
     "Sample",
     "SpatialTransform",
@@ -211,8 +221,32 @@ class IntensityTransform(RandomTransform[P]):
         """The changed ``(C, *S)`` float image (a new tensor)."""
 
 
+class MaskTransform(RandomTransform[P]):
+    """A cut of the input: output voxels read outside a region of the input get a fill value and
+    label 0.
+
+    All three methods work in **voxel coordinates of the input** (array order, may be
+    fractional): ``voxels`` is ``(*S, D)``, for every output voxel the input voxel it is read
+    at (after the spatial transforms), so the cut moves with the content as those transforms
+    move it, and a patch and the whole volume agree.
+    """
+
+    @abstractmethod
+    def outside(self, voxels: torch.Tensor, params: P) -> torch.Tensor:
+        """``(*S)`` bool: the output voxels whose input point is cut away."""
+
+    def clamp(self, voxels: torch.Tensor, params: P) -> torch.Tensor:
+        """Where the image is read instead of ``voxels`` (default: unchanged)."""
+        return voxels
+
+    @abstractmethod
+    def fill(self, params: P) -> tuple[float, ...] | None:
+        """Per channel image value written outside, or ``None``: keep what was read there."""
+
+
 class Compose:
-    """Transforms applied as one: spatial ones into one grid, then intensity ones.
+    """Transforms applied as one: spatial ones into one grid, mask ones on its points, then
+    intensity ones.
 
     Parameters are a tuple with one entry per transform (``None`` where it did not fire), so a
     recorded tuple replays exactly with :meth:`apply`, whatever the classes in the list.
@@ -257,8 +291,9 @@ class Compose:
         spacing = sample.spacing_mm
         fired = [(t, q) for t, q in zip(self.transforms, params) if q is not None]
         spatial = [(t, q) for t, q in fired if isinstance(t, SpatialTransform)]
+        masks = [(t, q) for t, q in fired if isinstance(t, MaskTransform)]
         image, label = sample.image, sample.label
-        if spatial or center is not None or shape is not None:
+        if spatial or masks or center is not None or shape is not None:
             shapes = [tuple(int(n) for n in shape) if shape is not None else sample.shape]
             for transform, q in spatial:
                 shapes.append(transform.output_shape(shapes[-1], q))
@@ -270,7 +305,16 @@ class Compose:
                 points = regular_points(shapes[0], spacing)
             if center is None:
                 center = [(n - 1) / 2 for n in sample.shape]
+            cuts: list[tuple[torch.Tensor, tuple[float, ...] | None]] = []
+            if masks:
+                points, cuts = _cut(masks, points, center, spacing)
             image, label = resample(image, label, points, center, spacing)
+            for outside, fill in cuts:
+                if fill is not None:
+                    value = torch.tensor(fill, dtype=image.dtype).view(-1, *[1] * outside.ndim)
+                    image = torch.where(outside, value, image)
+                if label is not None:
+                    label = label.masked_fill(outside, 0)
         for changer, q in fired:
             if isinstance(changer, IntensityTransform):
                 image = changer.transform_image(image, q)
@@ -285,6 +329,26 @@ class Compose:
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms})"
+
+
+def _cut(
+    masks: Sequence[tuple[MaskTransform[Any], Any]],
+    points: torch.Tensor,
+    center: Sequence[float],
+    spacing: Sequence[float],
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, tuple[float, ...] | None]]]:
+    """The points to read at after the masks' ``clamp`` and, per mask, its outside and fill."""
+    origin = torch.tensor([float(c) for c in center], dtype=torch.float32)
+    step = torch.tensor([float(s) for s in spacing], dtype=torch.float32)
+    voxels = origin + points / step  # the input voxel each output voxel is read at
+    read = voxels
+    cuts = []
+    for mask, q in masks:
+        cuts.append((mask.outside(voxels, q), mask.fill(q)))
+        read = mask.clamp(read, q)
+    if read is not voxels:
+        points = (read - origin) * step
+    return points, cuts
 
 
 TRANSFORMS = Registry[RandomTransform[Any]]("transform")
