@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
         "volseg.synth",
         "volseg.experiments",
         "volseg.fingerprint",
+        "volseg.plan",
     ),
     ("volseg.cli", "volseg.demo", "volseg.__main__"),
 ]

@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from volseg.cli import evaluate, experiment, fingerprint, info, predict, report, train
+from volseg.cli import evaluate, experiment, fingerprint, info, plan, predict, report, train
 from volseg.cli._common import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
 
-_COMMAND_MODULES = (train, predict, evaluate, experiment, fingerprint, info, report)
+_COMMAND_MODULES = (train, predict, evaluate, experiment, fingerprint, plan, info, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
