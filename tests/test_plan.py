@@ -20,8 +20,7 @@ from volseg.fingerprint import Fingerprint, fingerprint_dataset
 from volseg.io import Volume, write_volume
 from volseg.nn import create_model, list_models
 from volseg.nn.network import check_network
-from volseg.plan import SAFETY, Budget, Trial, TrialResult, plan_recipe, target_spacing
-from volseg.plan import nets
+from volseg.plan import SAFETY, Budget, Trial, TrialResult, nets, plan_recipe, target_spacing
 from volseg.plan.budget import MIN_ITERATIONS, STEP_SHARE, training_length
 from volseg.plan.recipe import recipe_yaml
 from volseg.synth import write_synth
@@ -67,7 +66,9 @@ def _fake(per_voxel: float = 2000.0, static: int = 10_000_000, seconds: float = 
 
 
 def test_target_spacing_is_the_median_on_isotropic_data() -> None:
-    choice = target_spacing([(1.0, 1.0, 1.0), (1.2, 1.0, 0.9), (3.0, 1.0, 1.0)], [(90, 100, 100)] * 3)
+    choice = target_spacing(
+        [(1.0, 1.0, 1.0), (1.2, 1.0, 0.9), (3.0, 1.0, 1.0)], [(90, 100, 100)] * 3
+    )
     assert choice.spacing == (1.2, 1.0, 1.0)
     assert choice.thick_axis is None
 
@@ -229,7 +230,10 @@ def test_strongly_anisotropic_data_plans_2d_slices(tmp_path: Path) -> None:
         label[2:4, 20:40, 20:40] = 1
         spacing = (0.8, 0.8, 6.0 if i else 5.0)  # x, y, z
         for array, suffix in ((image, "img"), (label, "seg")):
-            write_volume(Volume(array[None], spacing, (0.0, 0.0, 0.0), IDENTITY), tmp_path / f"c{i}_{suffix}.nii.gz")
+            write_volume(
+                Volume(array[None], spacing, (0.0, 0.0, 0.0), IDENTITY),
+                tmp_path / f"c{i}_{suffix}.nii.gz",
+            )
         rows.append(f"c{i},{tmp_path / f'c{i}_img.nii.gz'},{tmp_path / f'c{i}_seg.nii.gz'}")
     (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     fp = fingerprint_dataset(tmp_path / "cases.csv", workers=1, progress=False)
@@ -263,4 +267,6 @@ def test_ct_is_clipped_to_foreground_percentiles(
 def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["plan", str(tmp_path), "--net", "vnet", "--budget", "cpu:2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["volseg: error: plan: --budget cpu:2: give the training time with --minutes M > 0"]
+    assert err == [
+        "volseg: error: plan: --budget cpu:2: give the training time with --minutes M > 0"
+    ]

@@ -41,10 +41,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         log=(lambda line: None) if args.quiet else print,
     )
     root = Path(fp.dataset.root).resolve()
-    try:  # relative to the recipe's folder, as load_config resolves it
-        plan.recipe["data"]["root"] = os.path.relpath(root, out.resolve().parent)
+    try:  # below the recipe's folder: relative to it, as load_config resolves it
+        relative = os.path.relpath(root, out.resolve().parent)
     except ValueError:  # another drive
-        plan.recipe["data"]["root"] = str(root)
+        relative = ".."
+    plan.recipe["data"]["root"] = str(root) if relative.startswith("..") else relative
     text = plan.yaml()
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")

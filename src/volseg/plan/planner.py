@@ -41,6 +41,10 @@ _CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 MAX_TRIALS = 6
 """Trial steps a plan may run (each costs seconds on a CPU)."""
 
+TIME_STEPS = 3
+"""Timed steps of a CPU-budget trial; the fastest counts (other jobs on a shared machine only
+ever slow a step down)."""
+
 VERIFY_BYTES = 4 * 2**30
 """On a CPU machine, the chosen patch of a ``gpu:`` plan is checked by a trial step of its own
 when its predicted peak is below this (larger ones would take minutes of CPU time)."""
@@ -287,7 +291,6 @@ class _Planner:
         paper = nets.downsamplings(self.net, base)
         if paper is None:
             from volseg.nn import create_model
-
             from volseg.nn.network import check_network
 
             divisor = check_network(create_model(self.net, **base)).divisor
@@ -435,11 +438,11 @@ class _Planner:
         amp = str(((self.r.get("train") or {}).get("runtime") or {}).get("amp", "none"))
         # the reference: a small patch at the last width, cheap on any CPU
         ref_size, ref_kw = self.configure([nets.MIN_EDGE * 8] * self.ndim, widths[-1])
-        ref = self.trial(ref_kw, ref_size, batch, steps=2)
+        ref = self.trial(ref_kw, ref_size, batch, steps=TIME_STEPS)
         ref_cost = widths[-1] ** 2 * batch * math.prod(ref_size)
         scale = ref.seconds / ref_cost
         if amp == "none" and self.device == "cpu" and _bf16_fast():
-            bf16 = self.trial(ref_kw, ref_size, batch, steps=2, amp="bf16")
+            bf16 = self.trial(ref_kw, ref_size, batch, steps=TIME_STEPS, amp="bf16")
             if bf16.seconds < 0.8 * ref.seconds:
                 self.set(
                     "train.runtime.amp",
@@ -457,7 +460,7 @@ class _Planner:
             rung = ladder[index]
             size_i, kw_i = self.configure(rung.patch, rung.width)
             try:
-                result = self.trial(kw_i, size_i, rung.batch, steps=2)
+                result = self.trial(kw_i, size_i, rung.batch, steps=TIME_STEPS)
             except _OutOfTrials:
                 break
             measured[index] = result.seconds
@@ -489,8 +492,9 @@ class _Planner:
                 "to fit the CPU time (finest axes first, as nnU-Net's low-resolution stage)",
             )
         fits = "fits" if seconds <= allowed else "is the fastest tried; it does NOT fit"
+        how = "measured" if index in measured else "predicted (out of trial steps)"
         why = (
-            f"{seconds:.2f} s per step measured on {self.budget.threads} thread(s) {fits} "
+            f"{seconds:.2f} s per step {how} on {self.budget.threads} thread(s) {fits} "
             f"{allowed:.2f} s ({self.budget.minutes:g} min for >= 400 steps, 75% of the time "
             f"for steps); median shape {_x(shape_at(self.median_shape, spacing, rung.spacing))} "
             "at this spacing"
