@@ -90,6 +90,11 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.0f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
 
 
+def _itk_axes(n: int) -> str:
+    """``(x, y, z)`` or ``(x, y)``: the order of ``preprocess.target_spacing``."""
+    return "(x, y, z)" if n == 3 else "(x, y)"
+
+
 def _x(values: Sequence[float]) -> str:
     return "x".join(f"{v:.4g}" for v in values)
 
@@ -219,7 +224,7 @@ class _Planner:
             dims, why = 2, "2-D images"
         elif self.dims_arg in ("2", "3"):
             dims, why = int(self.dims_arg), f"--dims {self.dims_arg}"
-        elif paper_dims == 3 and sc.thick_axis is not None and takes:
+        elif paper_dims == 3 and sc.thick_axis == 0 and takes:  # slices: the first array axis
             dims, why = (
                 2,
                 (
@@ -251,7 +256,7 @@ class _Planner:
         self.set(
             "preprocess.target_spacing",
             list(reversed(spacing)),
-            f"(x, y, z) mm: {sc.reason}"
+            f"{_itk_axes(len(spacing))} mm: {sc.reason}"
             + ("; z kept (2-D slices)" if len(spacing) < len(sc.spacing) else ""),
         )
         self.drop("preprocess.crop_size", "the paper's fixed crop fits its dataset only")
@@ -326,7 +331,7 @@ class _Planner:
         full, _ = self.configure(self.median_shape, 1.0)
         # two trial steps at the smallest patch of the full depth fit memory = a + b * samples
         paper = nets.downsamplings(self.net, {**self.r["model"]["kwargs"]})
-        smallest = [nets.MIN_EDGE * 2 ** (paper or 0)] * self.ndim
+        smallest = [min(nets.MIN_EDGE * 2 ** (paper or 0), f) for f in full]
         small, kw_small = self.configure(smallest, 1.0)
         one = self.trial(kw_small, small, 1)
         two = self.trial(kw_small, small, 2)
@@ -426,7 +431,11 @@ class _Planner:
             size, _ = self.configure(shape_at(self.median_shape, spacing, coarse), w)
             ladder.append(
                 _Rung(
-                    w, b, tuple(coarse), size, f"spacing {_x(list(reversed(coarse)))} mm (x, y, z)"
+                    w,
+                    b,
+                    tuple(coarse),
+                    size,
+                    f"spacing {_x(list(reversed(coarse)))} mm {_itk_axes(len(coarse))}",
                 )
             )
         size = ladder[-1].patch
@@ -437,11 +446,11 @@ class _Planner:
         measured: dict[int, float] = {}
         amp = str(((self.r.get("train") or {}).get("runtime") or {}).get("amp", "none"))
         # the reference: a small patch at the last width, cheap on any CPU
-        ref_size, ref_kw = self.configure([nets.MIN_EDGE * 8] * self.ndim, widths[-1])
+        ref_size, ref_kw = self.configure([min(nets.MIN_EDGE * 8, f) for f in full], widths[-1])
         ref = self.trial(ref_kw, ref_size, batch, steps=TIME_STEPS)
         ref_cost = widths[-1] ** 2 * batch * math.prod(ref_size)
         scale = ref.seconds / ref_cost
-        if amp == "none" and self.device == "cpu" and _bf16_fast():
+        if amp == "none" and self.device == "cpu" and ref.seconds >= 0.25 and _bf16_fast():
             bf16 = self.trial(ref_kw, ref_size, batch, steps=TIME_STEPS, amp="bf16")
             if bf16.seconds < 0.8 * ref.seconds:
                 self.set(
@@ -488,7 +497,8 @@ class _Planner:
             self.set(
                 "preprocess.target_spacing",
                 list(reversed(rung.spacing)),
-                f"(x, y, z) mm: coarser than the median {_x(list(reversed(spacing)))} mm "
+                f"{_itk_axes(len(spacing))} mm: coarser than the median "
+                f"{_x(list(reversed(spacing)))} mm "
                 "to fit the CPU time (finest axes first, as nnU-Net's low-resolution stage)",
             )
         fits = "fits" if seconds <= allowed else "is the fastest tried; it does NOT fit"
