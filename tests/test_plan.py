@@ -270,3 +270,29 @@ def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert err == [
         "volseg: error: plan: --budget cpu:2: give the training time with --minutes M > 0"
     ]
+
+
+def test_the_demo_sizing_is_what_a_cpu_plan_gives(tmp_path: Path) -> None:
+    """demo.yaml's sizing (V-Net at half width, about 3 mm, a patch over the whole head, about
+    400 steps in 8 minutes) from V-Net's paper recipe, on a machine where the demo's own step
+    (8 channels, 64^3, batch 2) takes 0.8 s: the time model below (a stand-in runner)."""
+    assert main(["fingerprint", "--demo", "-o", str(tmp_path / "fp.json"), "-q"]) == 0
+    fp = Fingerprint.read(tmp_path / "fp.json")
+    runner = _fake(seconds=0.8 / (2 * 64**3))  # width 8: 0.8 s for 2 x 64^3 voxels
+    plan = plan_recipe(fp, "vnet", Budget.parse("cpu:2", minutes=8), runner=runner)
+    demo = yaml.safe_load(
+        (Path(__file__).parents[1] / "src/volseg/demo_data/demo.yaml").read_text(encoding="utf-8")
+    )
+    r = plan.recipe
+    assert r["model"]["kwargs"]["base_channels"] == demo["model"]["kwargs"]["base_channels"] == 8
+    spacing = r["preprocess"]["target_spacing"]
+    assert max(spacing) == min(spacing)  # isotropic, as the demo's 3 mm
+    assert 3.0 <= spacing[0] <= 3.5
+    assert r["train"]["batch_size"] == demo["train"]["batch_size"] == 2
+    median_at_spacing = [
+        m * s / spacing[0] for m, s in zip(fp.summary.shape.median, fp.summary.spacing.median)
+    ]
+    assert all(p >= m for p, m in zip(r["train"]["patch_size"], median_at_spacing))  # whole head
+    steps = r["train"]["epochs"] * r["train"]["iterations_per_epoch"]
+    assert 400 <= steps <= 600  # the demo: 40 x 10
+    assert r["train"]["stopping"]["max_minutes"] == demo["train"]["stopping"]["max_minutes"]
