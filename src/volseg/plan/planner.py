@@ -41,6 +41,9 @@ _CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 MAX_TRIALS = 6
 """Trial steps a plan may run (each costs seconds on a CPU)."""
 
+MIN_PATCH = 16
+"""No patch axis is shrunk below this many voxels (or one divisor step, if larger)."""
+
 TIME_STEPS = 3
 """Timed steps of a CPU-budget trial; the fastest counts (other jobs on a shared machine only
 ever slow a step down)."""
@@ -319,7 +322,7 @@ class _Planner:
         step = nets.patch_step(self.net, kw, 2 ** (nets.downsamplings(self.net, kw) or 0))
         order = sorted(range(len(patch)), key=lambda i: -patch[i] * spacing[i])
         for i in order:
-            if patch[i] - step >= step:
+            if patch[i] - step >= max(step, MIN_PATCH):
                 new = list(patch)
                 new[i] -= step
                 return tuple(new)
