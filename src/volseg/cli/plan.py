@@ -13,12 +13,15 @@ from volseg.cli._common import UsageError
 def _cmd_plan(args: argparse.Namespace) -> int:
     from volseg._atomic import atomic_path
     from volseg.fingerprint import Fingerprint, fingerprint_dataset
+    from volseg.nn import list_models
     from volseg.plan import Budget, plan_recipe
 
     try:
         budget = Budget.parse(args.budget, args.minutes)
     except ValueError as err:
         raise UsageError(f"plan: {err}") from None
+    if args.net not in list_models():
+        raise UsageError(f"plan: --net {args.net!r}: known nets: {', '.join(list_models())}")
     start = time.monotonic()
     source = Path(args.dataset)
     if source.is_file() and source.suffix == ".json" and args.layout == "auto":
