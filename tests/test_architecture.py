@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
         "volseg.synth",
         "volseg.experiments",
         "volseg.fingerprint",
+        "volseg.plan",
     ),
     ("volseg.cli", "volseg.demo", "volseg.__main__"),
 ]

@@ -12,12 +12,22 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-from volseg.cli import config, evaluate, experiment, fingerprint, info, predict, report, train
+from volseg.cli import (
+    config,
+    evaluate,
+    experiment,
+    fingerprint,
+    info,
+    plan,
+    predict,
+    report,
+    train,
+)
 from volseg.cli._common import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
 
-_COMMAND_MODULES = (train, predict, evaluate, experiment, fingerprint, info, report, config)
+_COMMAND_MODULES = (train, predict, evaluate, experiment, fingerprint, plan, info, report, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
