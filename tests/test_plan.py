@@ -296,3 +296,15 @@ def test_the_demo_sizing_is_what_a_cpu_plan_gives(tmp_path: Path) -> None:
     steps = r["train"]["epochs"] * r["train"]["iterations_per_epoch"]
     assert 400 <= steps <= 600  # the demo: 40 x 10
     assert r["train"]["stopping"]["max_minutes"] == demo["train"]["stopping"]["max_minutes"]
+
+
+def test_paper_recipes_ship_inside_the_package() -> None:
+    """``volseg plan`` reads its starting recipes from the package (a wheel has no configs/)."""
+    import volseg
+    from volseg.plan import nets
+    from volseg.plan.planner import paper_recipe
+
+    package = Path(volseg.__file__).resolve().parent
+    for net in nets.PAPER_RECIPES:
+        path = paper_recipe(net).resolve()
+        assert path.is_file() and package in path.parents, path

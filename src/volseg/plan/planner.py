@@ -36,7 +36,7 @@ from volseg.plan.spacing import shape_at, target_spacing
 
 __all__ = ["Plan", "paper_recipe", "plan_recipe"]
 
-_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+_CONFIGS = Path(__file__).resolve().parents[1] / "recipes"  # configs/ links here
 
 MAX_TRIALS = 6
 """Trial steps a plan may run (each costs seconds on a CPU)."""
@@ -77,7 +77,8 @@ class Plan:
 
 
 def paper_recipe(net: str) -> Path:
-    """The paper recipe ``configs/<file>.yaml`` of a registered net (source checkouts)."""
+    """The paper recipe ``configs/<file>.yaml`` of a registered net (``volseg/recipes/`` in an
+    installed package; ``configs/`` of a checkout links there)."""
     if net not in nets.PAPER_RECIPES:
         raise ValueError(
             f"no paper recipe for net {net!r}; known: {', '.join(sorted(nets.PAPER_RECIPES))} "
@@ -85,7 +86,7 @@ def paper_recipe(net: str) -> Path:
         )
     path = _CONFIGS / nets.PAPER_RECIPES[net]
     if not path.is_file():
-        raise ValueError(f"{path}: paper recipe not found (an installed wheel: give --recipe)")
+        raise ValueError(f"{path}: paper recipe not found (give one with --recipe)")
     return path
 
 
