@@ -5,43 +5,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from volseg.cli import main
-from volseg.config import (
-    Config,
-    InferConfig,
-    ModelConfig,
-    PreprocessConfig,
-    TrainConfig,
-    config_to_dict,
-)
 from volseg.data.synthetic import make_phantom, write_phantom_dataset
 from volseg.io import read_volume, write_volume
-from volseg.nn import create_model
-from volseg.training.checkpoint import Checkpoint, save_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    """An untrained but complete run directory (predicting needs no training to test plumbing)."""
-    config = Config(
-        preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
-        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
-        train=TrainConfig(patch_size=(16, 16, 16)),
-        infer=InferConfig(window=(16, 16, 16)),
-    )
-    torch.manual_seed(0)
-    model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
-    run = tmp_path / "run"
-    save_checkpoint(
-        Checkpoint(model.state_dict(), config_to_dict(config), [0, 1], 1),
-        run / "checkpoint_best.pt",
-    )
-    return run
 
 
 def test_python_m_volseg_help() -> None:

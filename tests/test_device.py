@@ -17,36 +17,13 @@ from volseg._device import resolve_device, to_device
 from volseg.cli import main
 from volseg.config import (
     Config,
-    InferConfig,
     ModelConfig,
-    PreprocessConfig,
     TrainConfig,
-    config_to_dict,
 )
 from volseg.inference import Predictor
 from volseg.io import read_volume
-from volseg.nn import create_model
-from volseg.training.checkpoint import Checkpoint, save_checkpoint
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    config = Config(
-        preprocess=PreprocessConfig(target_spacing=(1.0, 1.0, 1.0)),
-        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
-        train=TrainConfig(patch_size=(16, 16, 16)),
-        infer=InferConfig(window=(16, 16, 16)),
-    )
-    torch.manual_seed(0)
-    model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
-    run = tmp_path / "run"
-    save_checkpoint(
-        Checkpoint(model.state_dict(), config_to_dict(config), [0, 1], 1),
-        run / "checkpoint_best.pt",
-    )
-    return run
 
 
 def test_auto_is_cuda_exactly_when_cuda_exists() -> None:

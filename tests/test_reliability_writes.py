@@ -23,18 +23,9 @@ import torch
 
 from volseg._atomic import atomic_path, check_not_inputs, is_temp
 from volseg.cli import main
-from volseg.config import (
-    Config,
-    InferConfig,
-    ModelConfig,
-    PreprocessConfig,
-    TrainConfig,
-    config_to_dict,
-)
 from volseg.data.layouts import find_cases
 from volseg.data.synthetic import make_phantom
 from volseg.io import Volume, read_volume, write_volume
-from volseg.nn import create_model
 from volseg.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 _REAL_WRITE = sitk.WriteImage
@@ -154,25 +145,6 @@ def test_temp_names_are_recognised_and_skipped_by_folder_scans(
 
 
 # -- the CLI ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    """An untrained but complete run directory."""
-    config = Config(
-        preprocess=PreprocessConfig(target_spacing=(1.5, 1.5, 1.5)),
-        model=ModelConfig("vnet", {"base_channels": 4, "kernel_size": 3}),
-        train=TrainConfig(patch_size=(16, 16, 16)),
-        infer=InferConfig(window=(16, 16, 16)),
-    )
-    torch.manual_seed(0)
-    model = create_model("vnet", in_channels=1, out_channels=2, base_channels=4, kernel_size=3)
-    run = tmp_path / "run"
-    save_checkpoint(
-        Checkpoint(model.state_dict(), config_to_dict(config), [0, 1], 1),
-        run / "checkpoint_best.pt",
-    )
-    return run
 
 
 def _scans(folder: Path, n: int) -> list[Path]:

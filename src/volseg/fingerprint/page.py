@@ -8,8 +8,6 @@ one row per case.
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from volseg.fingerprint.outliers import MIN_CASES, RANGE_SHARE, SPACING_RATIO, Z
 from volseg.fingerprint.schema import Fingerprint, Spread
 from volseg.fingerprint.stats import CT_MIN_RANGE
 from volseg.report.html import esc, page, table, write_page
+from volseg.report.plots import figure_uri, new_figure
 
 __all__ = ["RULES", "write_fingerprint_page"]
 
@@ -35,19 +34,6 @@ RULES = (
 )
 
 _RED, _GREY = "#d70015", "#4a6fa5"
-
-
-def _uri(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float, height: float, panels: int = 1) -> tuple[Any, list[Any]]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, list(fig.subplots(1, panels, squeeze=False)[0])
 
 
 def _log_axis(ax: Any) -> None:
@@ -97,7 +83,7 @@ def _flag_sets(fp: Fingerprint) -> dict[str, set[str]]:
 def _geometry_plot(fp: Fingerprint) -> str:
     flags = _flag_sets(fp)
     axes = list(fp.dataset.axes)
-    fig, (a1, a2, a3) = _figure(11.0, 3.2, 3)
+    fig, (a1, a2, a3) = new_figure(11.0, 3.2, 3)
     spacing_flag = [[c.case_id in flags.get("spacing", set()) for c in fp.cases]] * len(axes)
     _strip(a1, [[c.spacing[i] for c in fp.cases] for i in range(len(axes))], spacing_flag, axes)
     _log_axis(a1)
@@ -108,13 +94,13 @@ def _geometry_plot(fp: Fingerprint) -> str:
     a2.set(ylabel="voxels", title="shape per axis")
     _strip(a3, [[c.anisotropy for c in fp.cases]], [spacing_flag[0]], ["max / min"])
     a3.set(ylabel="ratio", title="anisotropy (max/min spacing)")
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def _intensity_plot(fp: Fingerprint) -> str:
     flagged = _flag_sets(fp).get("intensity", set())
     n = len(fp.summary.channels)
-    fig, axes = _figure(min(4.0 * n, 14.0) + 1.0, 4.2 if len(fp.cases) <= 24 else 3.2, n)
+    fig, axes = new_figure(min(4.0 * n, 14.0) + 1.0, 4.2 if len(fp.cases) <= 24 else 3.2, n)
     for i, (ax, channel) in enumerate(zip(axes, fp.summary.channels, strict=True)):
         for x, case in enumerate(fp.cases):
             s = case.channels[i].intensity
@@ -131,7 +117,7 @@ def _intensity_plot(fp: Fingerprint) -> str:
             xlabel="case" if len(fp.cases) <= 24 else "case (in table order)",
             ylabel=f"{region}: 0.5 / 50 / 99.5th pct",
         )
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def _label_plot(fp: Fingerprint) -> str | None:
@@ -140,7 +126,7 @@ def _label_plot(fp: Fingerprint) -> str | None:
         return None
     labeled = [c for c in fp.cases if c.foreground_voxels is not None]
     names = [str(lab.label) for lab in labels]
-    fig, (a1, a2, a3, a4) = _figure(13.0, 3.2, 4)
+    fig, (a1, a2, a3, a4) = new_figure(13.0, 3.2, 4)
     sizes = [[c.labels[i].size for c in labeled if c.labels[i].voxels] for i in range(len(labels))]
     comps = [
         [c.labels[i].components for c in labeled if c.labels[i].voxels] for i in range(len(labels))
@@ -157,7 +143,7 @@ def _label_plot(fp: Fingerprint) -> str | None:
     fractions = [[c.foreground_fraction or 0.0 for c in labeled]]
     _strip(a4, fractions, [[False] * len(labeled)], ["labels > 0"])
     a4.set(ylabel="share of voxels", title="foreground share")
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def _fmt(values: Sequence[float], digits: int = 4) -> str:

@@ -18,8 +18,10 @@ import numpy as np
 
 __all__ = [
     "dice_distribution",
+    "figure_uri",
     "grad_norm_plot",
     "lr_plot",
+    "new_figure",
     "paired_plot",
     "read_csv_floats",
     "training_curves",
@@ -39,13 +41,15 @@ def read_csv_floats(path: Path) -> list[dict[str, float]]:
         return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _uri(fig: Any) -> str:
+def figure_uri(fig: Any) -> str:
+    """A figure as a PNG ``data:`` URI (100 dpi), to inline in a self-contained page."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(width: float, height: float, panels: int = 1) -> tuple[Any, list[Any]]:
+def new_figure(width: float, height: float, panels: int = 1) -> tuple[Any, list[Any]]:
+    """A constrained-layout figure (no pyplot state) and its ``panels`` axes in one row."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -61,7 +65,7 @@ def dice_distribution(rows: Sequence[Mapping[str, object]]) -> str | None:
     keys = [k for k in (rows[0] if rows else {}) if k.startswith("dice_")]
     if not keys:
         return None
-    fig, (ax,) = _figure(1.6 + 1.2 * len(keys), 3.2)
+    fig, (ax,) = new_figure(1.6 + 1.2 * len(keys), 3.2)
     data = [np.array([float(str(r[k])) for r in rows], dtype=float) for k in keys]
     ax.boxplot(data, showfliers=False)
     rng = np.random.default_rng(0)
@@ -69,7 +73,7 @@ def dice_distribution(rows: Sequence[Mapping[str, object]]) -> str | None:
         ax.plot(i + rng.uniform(-0.12, 0.12, values.size), values, "o", alpha=0.6, ms=4)
     ax.set_xticks(range(1, len(keys) + 1), [k.removeprefix("dice_") for k in keys])
     ax.set(ylabel="Dice", xlabel="label", ylim=(0, 1.02), title=f"Dice over {len(rows)} case(s)")
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def training_curves(log: Sequence[Mapping[str, float]]) -> str | None:
@@ -80,7 +84,7 @@ def training_curves(log: Sequence[Mapping[str, float]]) -> str | None:
     panels = [(name, keys) for name, keys in (("loss", loss), ("Dice", dice)) if keys]
     if not panels:
         return None
-    fig, axes = _figure(4.2 * len(panels), 3.2, len(panels))
+    fig, axes = new_figure(4.2 * len(panels), 3.2, len(panels))
     names = {"train_loss": "train", "val_loss": "validation", "train_dice": "train (batches)"}
     for ax, (name, keys) in zip(axes, panels, strict=True):
         for key in keys:
@@ -90,17 +94,17 @@ def training_curves(log: Sequence[Mapping[str, float]]) -> str | None:
         if name == "Dice":
             ax.set_ylim(0, 1)
         ax.legend()
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def lr_plot(log: Sequence[Mapping[str, float]]) -> str | None:
     """The learning rate against epoch."""
     if not _has(log, "lr"):
         return None
-    fig, (ax,) = _figure(4.2, 2.6)
+    fig, (ax,) = new_figure(4.2, 2.6)
     ax.plot([r["epoch"] for r in log], [r.get("lr", math.nan) for r in log], marker=".")
     ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def grad_norm_plot(path: Path) -> str | None:
@@ -113,7 +117,7 @@ def grad_norm_plot(path: Path) -> str | None:
         return None
     layers = list(dict.fromkeys(layer for _, layer, _ in rows))
     epochs = sorted({e for e, _, _ in rows})
-    fig, (ax,) = _figure(7.0, 3.2)
+    fig, (ax,) = new_figure(7.0, 3.2)
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"]
@@ -128,12 +132,12 @@ def grad_norm_plot(path: Path) -> str | None:
     ax.set(yscale="log", xlabel="layer (input -> output)", ylabel="gradient L2 norm")
     ax.set_title("per-layer gradient norms")
     ax.legend()
-    return _uri(fig)
+    return figure_uri(fig)
 
 
 def paired_plot(metric: str, names: Sequence[str], values: Sequence[Sequence[float]]) -> str:
     """One line per case joining its score under each method (``values[method][case]``)."""
-    fig, (ax,) = _figure(1.8 + 1.3 * len(names), 3.4)
+    fig, (ax,) = new_figure(1.8 + 1.3 * len(names), 3.4)
     table = np.asarray(values, dtype=float)
     x = np.arange(len(names))
     for case in range(table.shape[1]):
@@ -149,4 +153,4 @@ def paired_plot(metric: str, names: Sequence[str], values: Sequence[Sequence[flo
     ax.set_xticks(x, list(names))
     ax.set(ylabel=metric, title=f"{metric}: one line per case")
     ax.legend()
-    return _uri(fig)
+    return figure_uri(fig)
