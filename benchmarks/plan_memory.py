@@ -10,42 +10,8 @@ It prints both and their ratio.
 
 from __future__ import annotations
 
-import torch
-from torch.profiler import ProfilerActivity, profile
-
-from volseg.losses import create_loss
-from volseg.nn import create_model
 from volseg.plan import Trial, run_trial
-from volseg.plan.memory import _tensor_bytes
-from volseg.training.step import to_float
-
-
-def profiler_peak(trial: Trial) -> int:
-    """Weights + optimiser state + batch, plus the peak of the step's live allocations."""
-    torch.manual_seed(0)
-    model = create_model(trial.net, **trial.kwargs).train()
-    loss_fn = create_loss(trial.loss)
-    optimizer = torch.optim.Adam(model.parameters())
-    image = torch.randn(trial.batch, 1, *trial.patch)
-    target = torch.randint(0, 2, (trial.batch, 1, *trial.patch))
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(to_float(model(image)), target, image).total.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step()
-    state = [t for s in optimizer.state.values() for t in s.values()]
-    static = _tensor_bytes([*model.parameters(), *model.buffers(), *state, image, target])
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    now = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        now += event.nbytes()
-        peak = max(peak, now)
-    return static + peak
+from volseg.plan.memory import profiler_peak
 
 
 def main() -> None:

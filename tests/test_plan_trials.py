@@ -9,51 +9,18 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from torch.profiler import ProfilerActivity, profile
 
 from volseg.cli import main
 from volseg.config import load_config
 from volseg.fingerprint import Fingerprint, fingerprint_dataset
-from volseg.losses import create_loss
-from volseg.nn import create_model, list_models
+from volseg.nn import list_models
 from volseg.plan import SAFETY, Budget, Trial, plan_recipe, run_trial
-from volseg.plan.memory import _tensor_bytes
+from volseg.plan.memory import profiler_peak
 from volseg.plan.planner import paper_recipe
 from volseg.synth import write_synth
-from volseg.training.step import to_float
 
 SMALL = {"channels": [8, 16, 32, 64]}  # ResVolNet at a quarter of the paper's width
-
-
-def _profiler_peak(trial: Trial) -> int:
-    """The step's peak from the profiler's allocation events (an independent count), plus the
-    weights, optimiser state and batch."""
-    torch.manual_seed(0)
-    model = create_model(trial.net, **trial.kwargs).train()
-    loss_fn = create_loss(trial.loss)
-    optimizer = torch.optim.Adam(model.parameters())
-    image = torch.randn(trial.batch, 1, *trial.patch)
-    target = torch.randint(0, 2, (trial.batch, 1, *trial.patch))
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(to_float(model(image)), target, image).total.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step()
-    state = [t for s in optimizer.state.values() for t in s.values()]
-    static = _tensor_bytes([*model.parameters(), *model.buffers(), *state, image, target])
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    now = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        now += event.nbytes()
-        peak = max(peak, now)
-    return static + peak
 
 
 def test_cpu_peak_tracks_the_profiler() -> None:
@@ -61,7 +28,7 @@ def test_cpu_peak_tracks_the_profiler() -> None:
     measured = run_trial(trial)
     assert measured.method == "cpu peak RSS"
     assert 0 < measured.static_bytes < measured.peak_bytes
-    reference = _profiler_peak(trial)
+    reference = profiler_peak(trial)
     assert measured.peak_bytes == pytest.approx(reference, rel=0.05)  # measured: within 1 %
 
 

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SAFETY", "Trial", "TrialResult", "measure", "run_trial"]
+__all__ = ["SAFETY", "Trial", "TrialResult", "measure", "profiler_peak", "run_trial"]
 
 SAFETY = 0.85
 """Share of a memory budget the planner fills: the rest is left for what a trial does not see
@@ -226,3 +226,40 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+def profiler_peak(trial: Trial) -> int:
+    """The same step's memory counted another way, to check :func:`run_trial`'s CPU figure:
+    weights + optimiser state + batch, plus the peak of the step's live allocations as
+    ``torch.profiler`` records them (in this process; seconds for small nets)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from volseg.losses import create_loss
+    from volseg.nn import create_model
+    from volseg.training.step import to_float
+
+    torch.manual_seed(0)
+    model = create_model(trial.net, **trial.kwargs).train()
+    loss_fn = create_loss(trial.loss)
+    optimizer = torch.optim.Adam(model.parameters())
+    image = torch.randn(trial.batch, 1, *trial.patch)
+    target = torch.randint(0, 2, (trial.batch, 1, *trial.patch))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(to_float(model(image)), target, image).total.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    state = [t for s in optimizer.state.values() for t in s.values()]
+    static = _tensor_bytes([*model.parameters(), *model.buffers(), *state, image, target])
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    now = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        now += event.nbytes()
+        peak = max(peak, now)
+    return static + peak
