@@ -206,3 +206,26 @@ def test_surfels_in_slabs_equal_whole_array(slab: int, monkeypatch: pytest.Monke
             ref_cells, ref_areas = whole_array_surfels(mask, np.array(sp))
             np.testing.assert_array_equal(got_cells, ref_cells)
             np.testing.assert_array_equal(got_areas, ref_areas)
+
+
+def test_both_directions_at_once_equal_one_after_the_other() -> None:
+    """Surfaces above ``PARALLEL_MIN_POINTS`` take the two-thread path; it must give the
+    distances of two plain one-core queries (and both must match the EDT reference)."""
+    from scipy import ndimage
+
+    from volseg.metrics.surface import _distances, surface_voxels
+    from volseg.metrics.surfels import PARALLEL_MIN_POINTS, nearest_distances
+
+    grid = np.ogrid[:64, :64, :64]
+    ref = sum((g - c) ** 2 for g, c in zip(grid, (32, 32, 32))) < 27**2
+    pred = sum((g - c) ** 2 for g, c in zip(grid, (34, 30, 33))) < 25**2
+    sp = np.array([1.2, 0.9, 1.0])
+    a, b = surface_voxels(pred), surface_voxels(ref)
+    assert min(len(a), len(b)) >= PARALLEL_MIN_POINTS
+    d = _distances(pred, ref, sp, "voxel")
+    np.testing.assert_array_equal(d.pr, nearest_distances(a, b, sp, workers=1))
+    np.testing.assert_array_equal(d.rp, nearest_distances(b, a, sp, workers=1))
+    surface_ref = np.zeros(ref.shape, bool)
+    surface_ref[tuple(b.T)] = True
+    edt = ndimage.distance_transform_edt(~surface_ref, sampling=sp)
+    np.testing.assert_allclose(d.pr, edt[tuple(a.T)], rtol=1e-12, atol=1e-12)

@@ -50,6 +50,7 @@ from volseg.metrics._masks import (
 from volseg.metrics.surfels import (
     bounding_box,
     nearest_distances,
+    nearest_distances_both,
     surfel_distances,
     weighted_percentile,
 )
@@ -165,9 +166,18 @@ def _distances(
         return Distances(d_pr, d_rp, w_p, w_r)
     sp_, sr = surface_voxels(p), surface_voxels(r)
     on_r, on_p = _shared(sp_, sr, p.shape)
-    return Distances(
-        _directed(sp_, sr, on_r, sp, upper_bound), _directed(sr, sp_, on_p, sp, upper_bound)
-    )
+    # points on both surfaces are 0 exactly, without a query
+    d_pr, d_rp = np.zeros(len(sp_)), np.zeros(len(sr))
+    away_p, away_r = ~on_r, ~on_p
+    if away_p.any() and away_r.any():
+        d_pr[away_p], d_rp[away_r] = nearest_distances_both(
+            sp_[away_p], sr, sr[away_r], sp_, sp, upper_bound
+        )
+    elif away_p.any():
+        d_pr[away_p] = nearest_distances(sp_[away_p], sr, sp, upper_bound)
+    elif away_r.any():
+        d_rp[away_r] = nearest_distances(sr[away_r], sp_, sp, upper_bound)
+    return Distances(d_pr, d_rp)
 
 
 def _shared(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -180,17 +190,6 @@ def _shared(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> tuple[np.nd
 def _members(x: np.ndarray, sorted_y: np.ndarray) -> np.ndarray:
     pos = np.minimum(np.searchsorted(sorted_y, x), sorted_y.size - 1)
     return np.asarray(sorted_y[pos] == x)
-
-
-def _directed(
-    a: np.ndarray, b: np.ndarray, a_on_b: np.ndarray, sp: np.ndarray, upper_bound: float
-) -> np.ndarray:
-    """d(a->b) in mm; the points of ``a`` that lie on ``b`` are 0 exactly without a query."""
-    d = np.zeros(len(a), dtype=np.float64)
-    away = ~a_on_b
-    if away.any():
-        d[away] = nearest_distances(a[away], b, sp, upper_bound)
-    return d
 
 
 def _check_combine(combine: str) -> None:
