@@ -51,7 +51,7 @@ def test_bad_shard_is_one_line(
         == 2
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("volseg: error: --shard:")
+    assert len(err) == 1 and err[0].startswith(f"volseg: error: --shard {spec}: ")
     assert not out.exists()
 
 

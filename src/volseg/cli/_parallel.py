@@ -30,9 +30,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(p) for p in parts)
     except ValueError:
-        raise UsageError(f"--shard: expected K/N such as 2/8, got {text!r}") from None
+        raise UsageError(f"--shard {text}: expected K/N such as 2/8") from None
     if not 1 <= k <= n:
-        raise UsageError(f"--shard: K must lie in 1..N, got {text!r}")
+        raise UsageError(f"--shard {text}: K must lie in 1..N")
     return k, n
 
 
