@@ -39,6 +39,7 @@ from volseg.metrics import (
     summarize,
     write_metrics_csv,
 )
+from volseg.metrics.case import with_every_label
 from volseg.metrics.names import config_label_names, names_beside
 from volseg.regions import Region
 
@@ -304,15 +305,9 @@ def evaluate_folders(
                 f"{', '.join(predicted[label])} but in no reference; scored against empty "
                 "references"
             )
-        found |= set(predicted)
-        # a label a case did not score is absent from both its maps: its values are the
-        # empty-mask conventions, those of a one-voxel empty pair (which also fix the column order)
-        blank = np.zeros((1, 1, 1), np.uint8)
-        template = evaluate_case(
-            blank,
-            blank,
-            (1.0, 1.0, 1.0),
-            sorted(found) or [1],
+        rows = with_every_label(
+            rows,
+            sorted(found | set(predicted)),
             metrics=metrics,
             tolerance=tolerance,
             empty_distance=empty_distance,
@@ -321,7 +316,6 @@ def evaluate_folders(
             lesions=lesions,
             names=names,
         )
-        rows = [{"case": r["case"], **{k: r.get(k, v) for k, v in template.items()}} for r in rows]
     _say_pairing(pairing, Path(pred_dir), Path(ref_dir), note)  # once scored: errors stay 1 line
     summary = summarize([{k: float(v) for k, v in r.items() if k != "case"} for r in rows])
     csv_path = Path(output) if output else Path(pred_dir) / "metrics.csv"

@@ -236,3 +236,34 @@ def test_disagreement_centre_is_the_slice_with_most_differences() -> None:
     pred[4, 0, 0:2] = 1  # 2 in axial slice 4
     assert disagreement_centre(pred, ref) == (1, 0, 3)  # y: rows 0 (2) vs 2,3,4 (1 each)
     assert disagreement_centre(ref, ref) is None
+
+
+def test_a_label_only_one_prediction_holds_keeps_its_columns(tmp_path: Path) -> None:
+    """Case b predicts label 2, which no reference holds: the report scores it (as `evaluate`
+    does) instead of dropping its columns, and case a gets the empty-pair values for it."""
+    from volseg.io import Volume, write_volume
+
+    preds, refs = tmp_path / "pred", tmp_path / "ref"
+    ref = np.zeros((1, 6, 7, 8), np.uint8)
+    ref[0, 1:4, 2:5, 2:6] = 1
+    pred_b = ref.copy()
+    pred_b[0, 5, 5, 6] = 2  # a false-positive class
+    for folder, case, array in (
+        (refs, "a", ref),
+        (refs, "b", ref),
+        (preds, "a", ref),
+        (preds, "b", pred_b),
+    ):
+        write_volume(
+            Volume(array, (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), tuple(np.eye(3).ravel())),
+            folder / f"{case}.nii.gz",
+        )
+    rows = score_cases(cases_from_folders(preds, refs), ("dice",))
+    expected, _, _ = evaluate_folders(
+        preds, refs, metrics=("dice",), output=tmp_path / "m.csv", warn=lambda _: None
+    )
+    assert [r["dice_2"] for r in rows] == [1.0, 0.0]  # a: both empty; b: a false positive
+    for row, ref_row in zip(rows, expected, strict=True):
+        assert {k: v for k, v in row.items() if k.startswith("dice")} == {
+            k: v for k, v in ref_row.items() if k != "case"
+        }

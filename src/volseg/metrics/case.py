@@ -36,7 +36,7 @@ from volseg.metrics.surface import (
 )
 from volseg.regions import Region, get_regions, labels_to_regions
 
-__all__ = ["METRICS", "evaluate_case", "score_masks"]
+__all__ = ["METRICS", "evaluate_case", "score_masks", "with_every_label"]
 
 METRICS = OVERLAP_METRICS + DISTANCE_METRICS + LESION_METRICS
 """Names :func:`evaluate_case` and ``volseg evaluate --metrics`` accept."""
@@ -159,3 +159,28 @@ def evaluate_case(
         )
         out.update({f"{name}_{key}": value for name, value in scores.items()})
     return out
+
+
+def with_every_label(
+    rows: Sequence[Mapping[str, float | str]],
+    labels: Sequence[int],
+    keep: Sequence[str] = (),
+    **options: object,
+) -> list[dict[str, float | str]]:
+    """Per-case rows with the same metric columns, in one order, for every label of ``labels``.
+
+    Each case scores the labels its own maps hold; a label it lacks in both maps gets the
+    values of an empty pair under the same ``options`` (the keyword arguments of
+    :func:`evaluate_case`: metrics, names, empty-mask conventions...). Keys besides ``case``
+    and the metric columns survive only if named in ``keep`` (e.g. volumes), after the metrics.
+    """
+    blank = np.zeros((1, 1, 1), np.uint8)
+    template = evaluate_case(blank, blank, (1.0, 1.0, 1.0), sorted(labels) or [1], **options)  # type: ignore[arg-type]
+    return [
+        {
+            "case": r["case"],
+            **{k: r.get(k, v) for k, v in template.items()},
+            **{k: r[k] for k in keep if k in r},
+        }
+        for r in rows
+    ]

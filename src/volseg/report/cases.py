@@ -152,7 +152,7 @@ def score_cases(
     names the columns, ``dice_liver`` for ``dice_1`` (:mod:`volseg.metrics.names`).
     """
     from volseg.evaluation import evaluate_volumes
-    from volseg.metrics import evaluate_case
+    from volseg.metrics.case import with_every_label
 
     uncertainty = _uncertainty_scores(cases)
     rows: list[dict[str, float | str]] = []
@@ -164,8 +164,8 @@ def score_cases(
         if ref is not None:
             ref_labels = {int(v) for v in np.unique(ref.array) if v != 0}
             pred_labels = {int(v) for v in np.unique(pred.array) if v != 0}
-            found |= ref_labels
             labels = sorted(ref_labels | pred_labels)
+            found |= set(labels)  # a label only a prediction holds keeps its columns too
             row.update(
                 evaluate_volumes(
                     pred, ref, labels, metrics=metrics, tolerance=tolerance, names=names
@@ -179,25 +179,10 @@ def score_cases(
             row["uncertainty"] = uncertainty[case.case]
         rows.append(row)
     if any(c.reference is not None for c in cases):  # the columns of evaluate_folders
-        empty = np.zeros((1, 1, 1), np.uint8)
-        template = evaluate_case(
-            empty,
-            empty,
-            (1.0, 1.0, 1.0),
-            sorted(found) or [1],
-            metrics=metrics,
-            tolerance=tolerance,
-            names=names,
-        )
         extra = ("pred_ml", "ref_ml", "components", "uncertainty")
-        rows = [
-            {
-                "case": r["case"],
-                **{k: r.get(k, v) for k, v in template.items()},
-                **{k: r[k] for k in extra if k in r},
-            }
-            for r in rows
-        ]
+        rows = with_every_label(
+            rows, sorted(found), extra, metrics=metrics, tolerance=tolerance, names=names
+        )
     return rows
 
 
