@@ -61,11 +61,12 @@ def config(root: Path, run_dir: Path, batch_size: int) -> Config:
     )
 
 
-def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
-    root = write_phantom_dataset(tmp_path / "data", cases=3, nested=True)
-    ddp_config = config(root, tmp_path / "ddp", batch_size=1)
-    dump_config(ddp_config, tmp_path / "ddp.yaml")
-    out = tmp_path / "weights"
+def _torchrun_worker(
+    cfg: Config, config_path: Path, out: Path, fail_epoch: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ddp_worker.py`` in 2 gloo processes under torchrun (rank 1 raises after
+    ``fail_epoch`` when given); torchrun's output decoded as UTF-8 whatever the locale."""
+    dump_config(cfg, config_path)
     out.mkdir()
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -75,12 +76,20 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
         "--standalone",
         "--nproc_per_node=2",
         str(HERE / "ddp_worker.py"),
-        str(tmp_path / "ddp.yaml"),
+        str(config_path),
         str(out),
+        *([str(fail_epoch)] if fail_epoch is not None else []),
     ]
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=120
+    return subprocess.run(
+        cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300
     )
+
+
+def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
+    root = write_phantom_dataset(tmp_path / "data", cases=3, nested=True)
+    ddp_config = config(root, tmp_path / "ddp", batch_size=1)
+    out = tmp_path / "weights"
+    done = _torchrun_worker(ddp_config, tmp_path / "ddp.yaml", out)
     assert done.returncode == 0, done.stderr[-3000:]
     rank0 = torch.load(out / "rank0.pt", weights_only=True)
     rank1 = torch.load(out / "rank1.pt", weights_only=True)
@@ -142,25 +151,8 @@ def test_a_failing_rank_stops_every_rank_and_keeps_the_last_checkpoint(tmp_path:
     root = write_phantom_dataset(tmp_path / "data", cases=3, nested=True)
     cfg = config(root, tmp_path / "ddp", batch_size=1)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=4))
-    dump_config(cfg, tmp_path / "ddp.yaml")
-    out = tmp_path / "weights"
-    out.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(HERE / "ddp_worker.py"),
-        str(tmp_path / "ddp.yaml"),
-        str(out),
-        "2",
-    ]
     start = time.monotonic()
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300
-    )
+    done = _torchrun_worker(cfg, tmp_path / "ddp.yaml", tmp_path / "weights", fail_epoch=2)
     seconds = time.monotonic() - start
     assert done.returncode != 0
     assert "rank 1 fails on purpose" in done.stderr
