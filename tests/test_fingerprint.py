@@ -252,3 +252,25 @@ def test_a_real_ct_scan_is_recognised_as_ct(shared_data: Path, tmp_path: Path) -
     assert channel.name == "image"  # not named CT: the voxels decide
     assert channel.modality == "CT" and channel.min == -1024
     assert fp.dataset.root == str(manifest.resolve())
+
+
+def test_fingerprint_never_writes_over_an_input(
+    dataset: tuple[Path, dict[str, dict[str, np.ndarray]]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = dataset[0]
+    inputs = {p: p.read_bytes() for p in manifest.parent.iterdir() if p.is_file()}
+    target = manifest.parent / "a_ct.nii.gz"  # a scan the manifest lists
+    link = tmp_path / "out" / "link.html"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    for flag, out in (("-o", target), ("-o", manifest), ("--html", link)):
+        argv = ["fingerprint", str(manifest), flag, str(out), "-q"]
+        if flag == "--html":
+            argv += ["-o", str(tmp_path / "out" / "fp.json")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "output would overwrite the input file" in err[0]
+    assert {p: p.read_bytes() for p in inputs} == inputs
+    assert link.is_symlink() and sorted(p.name for p in link.parent.iterdir()) == ["link.html"]

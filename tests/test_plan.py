@@ -308,3 +308,37 @@ def test_paper_recipes_ship_inside_the_package() -> None:
     for net in nets.PAPER_RECIPES:
         path = paper_recipe(net).resolve()
         assert path.is_file() and package in path.parents, path
+
+
+def test_recipe_root_resolves_as_load_config_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipe may be written anywhere (``-o recipes/plan.yaml``): its ``data.root`` must
+    load back to the dataset from the working directory, where ``load_config`` resolves it."""
+    from volseg.cli.plan import recipe_root
+    from volseg.config import load_config
+
+    (tmp_path / "data" / "Task01").mkdir(parents=True)
+    (tmp_path / "recipes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    root = recipe_root(tmp_path / "data" / "Task01")
+    assert root == str(Path("data") / "Task01")
+    recipe = tmp_path / "recipes" / "plan.yaml"
+    recipe.write_text(f"data:\n  root: {root}\n", encoding="utf-8")
+    assert Path(load_config(recipe).data.root) == (tmp_path / "data" / "Task01").resolve()
+    assert recipe_root(tmp_path.parent) == str(tmp_path.parent.resolve())  # above: absolute
+
+
+def test_plan_never_writes_over_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_synth("brain-structures", tmp_path / "ds", cases=2, test_cases=0, spacing=3.0)
+    label = root / "labelsTr" / "brainstructures_000.nii.gz"
+    before = label.read_bytes()
+    (tmp_path / "link.yaml").symlink_to(label)
+    for out in (label, tmp_path / "link.yaml", root / "dataset.json"):
+        args = ["plan", str(root), "--net", "vnet", "--budget", "cpu:2", "--minutes", "1"]
+        assert main([*args, "-o", str(out), "-q"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "output would overwrite the input file" in err[0]
+    assert label.read_bytes() == before and (tmp_path / "link.yaml").is_symlink()

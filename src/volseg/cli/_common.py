@@ -1,12 +1,20 @@
-"""What every subcommand shares: the error type for problems the user can fix, and ``--set``."""
+"""What every subcommand shares: the error type for problems the user can fix, ``--set``, and
+the files a dataset command reads (which its outputs must never overwrite)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageError", "add_set_argument", "reject_duplicates", "section_overrides"]
+__all__ = [
+    "UsageError",
+    "add_set_argument",
+    "dataset_files",
+    "reject_duplicates",
+    "section_overrides",
+]
 
 
 class UsageError(Exception):
@@ -57,3 +65,15 @@ def section_overrides(overrides: Sequence[str], section: str) -> dict[str, Any]:
             raise UsageError(f"--set {key}: only {section}.KEY=VALUE applies here")
     typed = getattr(apply_overrides(Config(), overrides), section)
     return {key.split(".")[1]: getattr(typed, key.split(".")[1]) for key in keys}
+
+
+def dataset_files(path: str | Path, layout: str = "auto") -> list[Path]:
+    """What a command reading the dataset at ``path`` reads: ``path`` itself (a manifest, or a
+    folder, whose own files such as ``dataset.json`` count) and every case's images and label,
+    wherever they lie. Give it to :func:`volseg._atomic.check_not_inputs` with the outputs."""
+    from volseg.data.layouts import find_cases
+
+    files = [Path(path)]
+    for case in find_cases(path, layout).cases:
+        files += [*case.images, *([case.label] if case.label is not None else [])]
+    return files

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from volseg.cli._common import UsageError
+from volseg.cli._common import UsageError, dataset_files
 
 
 def _demo_dataset(folder: Path) -> object:
@@ -29,12 +29,16 @@ def _demo_dataset(folder: Path) -> object:
 
 
 def _cmd_fingerprint(args: argparse.Namespace) -> int:
+    from volseg._atomic import check_not_inputs
     from volseg.fingerprint import fingerprint_dataset, write_fingerprint_page
 
     if (args.dataset is None) == (not args.demo):
         raise UsageError("fingerprint: give DATASET or --demo (one of them)")
     if args.workers < 1:
         raise UsageError(f"fingerprint: --workers must be 1 or more, got {args.workers}")
+    if args.dataset is not None:  # before anything is read: no output may replace an input
+        outputs = [args.output, *([args.html] if args.html else [])]
+        check_not_inputs(outputs, dataset_files(args.dataset, args.layout))
     with tempfile.TemporaryDirectory(prefix="volseg-fingerprint-") as tmp:
         dataset = _demo_dataset(Path(tmp)) if args.demo else args.dataset
         fp = fingerprint_dataset(

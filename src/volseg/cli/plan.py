@@ -7,11 +7,23 @@ import os
 import time
 from pathlib import Path
 
-from volseg.cli._common import UsageError
+from volseg.cli._common import UsageError, dataset_files
+
+
+def recipe_root(root: str | Path) -> str:
+    """``data.root`` as the recipe states it: relative to the working directory when the
+    dataset lies below it (``load_config`` resolves it against the directory the recipe is
+    used from, as a user expects), else absolute."""
+    path = Path(root).resolve()
+    try:
+        relative = os.path.relpath(path, Path.cwd())
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from volseg._atomic import atomic_path
+    from volseg._atomic import atomic_path, check_not_inputs
     from volseg.fingerprint import Fingerprint, fingerprint_dataset
     from volseg.nn import list_models
     from volseg.plan import Budget, plan_recipe
@@ -24,16 +36,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError(f"plan: --net {args.net!r}: known nets: {', '.join(list_models())}")
     start = time.monotonic()
     source = Path(args.dataset)
+    out = Path(args.output)
+    fp: Fingerprint | None = None
     if source.is_file() and source.suffix == ".json" and args.layout == "auto":
         try:
             fp = Fingerprint.read(source)
         except (ValueError, KeyError, TypeError):
-            fp = fingerprint_dataset(source, workers=args.workers, progress=False)
-    else:
+            fp = None  # a JSON manifest, not a fingerprint
+    # before anything is computed: the recipe may never replace an input
+    inputs = [source] if fp is not None else dataset_files(source, args.layout)
+    check_not_inputs([out], [*inputs, *([args.recipe] if args.recipe else [])])
+    if fp is None:
         fp = fingerprint_dataset(
             source, workers=args.workers, progress=not args.quiet, layout=args.layout
         )
-    out = Path(args.output)
     print(f"planning {args.net} for {fp.dataset.root} ({budget}); trial steps:")
     plan = plan_recipe(
         fp,
@@ -43,12 +59,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         dims=args.dims,
         log=(lambda line: None) if args.quiet else print,
     )
-    root = Path(fp.dataset.root).resolve()
-    try:  # below the recipe's folder: relative to it, as load_config resolves it
-        relative = os.path.relpath(root, out.resolve().parent)
-    except ValueError:  # another drive
-        relative = ".."
-    plan.recipe["data"]["root"] = str(root) if relative.startswith("..") else relative
+    plan.recipe["data"]["root"] = recipe_root(fp.dataset.root)
     text = plan.yaml()
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
