@@ -128,10 +128,11 @@ def test_inferred_labels_read_each_file_once_and_match_explicit_labels(
     monkeypatch.setattr(
         evaluation, "read_volume", lambda path: reads.append(str(path)) or real_read(path)
     )
-    warnings: list[str] = []
+    notes: list[str] = []
     inferred, _, _ = evaluate_folders(
-        tmp_path / "pred", tmp_path / "ref", metrics=["dice", "hd"], warn=warnings.append
+        tmp_path / "pred", tmp_path / "ref", metrics=["dice", "hd"], note=notes.append
     )
+    warnings = [n for n in notes if n.startswith("warning: ")]
     assert len(reads) == len(set(reads)) == 6
     explicit, _, _ = evaluate_folders(
         tmp_path / "pred", tmp_path / "ref", labels=[1, 2, 4, 7], metrics=["dice", "hd"]

@@ -204,10 +204,6 @@ def evaluate_volumes(
     )
 
 
-def _stderr(message: str) -> None:
-    print(f"volseg: warning: {message}", file=sys.stderr)
-
-
 def _nonzero(volume: Volume) -> set[int]:
     return {int(v) for v in np.unique(volume.array) if v != 0}
 
@@ -230,7 +226,6 @@ def evaluate_folders(
     convention: Convention = "voxel",
     empty: Empty = "documented",
     lesions: LesionRules | None = None,
-    warn: Callable[[str], None] = _stderr,
     layout: str = "auto",
     note: Callable[[str], None] = _note,
     allow_missing: bool = False,
@@ -240,14 +235,15 @@ def evaluate_folders(
 
     ``ref_dir`` is a folder of label maps or a labelled dataset (``layout``, default detected;
     :func:`reference_files`). Predictions pair with references by case id (:func:`pair_cases`);
-    ``note`` is told what paired and which files did not (default: lines on stderr). Nothing
+    ``note`` is told what paired, which files did not and every warning (``"warning: ..."``;
+    default: lines on stderr). Nothing
     pairing is an error; so is a reference without a prediction (a missing case would silently
     leave the mean), unless ``allow_missing`` scores the cases that pair and warns. A
     prediction without a reference is not scored (a warning).
 
     ``labels=None`` scores every non-zero label found in the predictions or the references
     (none when ``regions`` is given); a label no reference holds is scored (its reference masks
-    are empty) and ``warn`` is told which cases predict it (default: a line on stderr).
+    are empty) and ``note`` is warned which cases predict it.
     ``metrics`` are names from :data:`volseg.metrics.METRICS`; ``convention``, ``empty`` and
     ``lesions`` are passed to :func:`volseg.metrics.evaluate_case`. ``names`` (label value ->
     name) names the columns, ``dice_liver`` for ``dice_1``; ``None`` reads them from a
@@ -300,8 +296,8 @@ def evaluate_folders(
         rows.append({"case": case, **scores})
     if infer_labels:
         for label in sorted(set(predicted) - found):
-            warn(
-                f"{pred_dir}: label {label} is in the prediction of case(s) "
+            note(
+                f"warning: {pred_dir}: label {label} is in the prediction of case(s) "
                 f"{', '.join(predicted[label])} but in no reference; scored against empty "
                 "references"
             )

@@ -260,7 +260,7 @@ def test_a_label_only_one_prediction_holds_keeps_its_columns(tmp_path: Path) -> 
         )
     rows = score_cases(cases_from_folders(preds, refs), ("dice",))
     expected, _, _ = evaluate_folders(
-        preds, refs, metrics=("dice",), output=tmp_path / "m.csv", warn=lambda _: None
+        preds, refs, metrics=("dice",), output=tmp_path / "m.csv", note=lambda _: None
     )
     assert [r["dice_2"] for r in rows] == [1.0, 0.0]  # a: both empty; b: a false positive
     for row, ref_row in zip(rows, expected, strict=True):
