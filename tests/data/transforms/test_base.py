@@ -47,7 +47,7 @@ def _params(transform: RandomTransform, sample: Sample, seed: int):  # type: ign
 def test_registry_holds_the_documented_transforms() -> None:
     assert list_transforms() == [
         "affine", "bias_field", "bspline", "crop", "flip", "fov_cut", "gamma",
-        "histogram_matching", "intensity_shift_scale", "noise",
+        "histogram_matching", "intensity_shift_scale", "noise", "tissue_contrast",
     ]  # fmt: skip
     for name in list_transforms():
         cls = TRANSFORMS.get(name)

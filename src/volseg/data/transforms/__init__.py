@@ -9,6 +9,7 @@ The modules register their transforms when imported; they are imported here expl
 * :mod:`.fov`: ``fov_cut`` (the scan's field of view cut at its borders; cuts the label too).
 * :mod:`.intensity`: ``intensity_shift_scale``, ``gamma``, ``noise``, ``bias_field``.
 * :mod:`.histogram`: ``histogram_matching`` (V-Net).
+* :mod:`.tissue`: ``tissue_contrast`` (each labelled tissue's own gain; needs the label).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from volseg.data.transforms.base import (
     Compose,
     Context,
     IntensityTransform,
+    LabelIntensityTransform,
     MaskTransform,
     RandomTransform,
     Sample,
@@ -59,6 +61,11 @@ from volseg.data.transforms.spatial import (
     RandomCrop,
     RandomFlip,
 )
+from volseg.data.transforms.tissue import (
+    RandomTissueContrast,
+    TissueContrastParams,
+    tissue_gain_map,
+)
 
 __all__ = [
     "TRANSFORMS",
@@ -75,6 +82,7 @@ __all__ = [
     "HistogramParams",
     "HistogramTable",
     "IntensityTransform",
+    "LabelIntensityTransform",
     "MaskTransform",
     "NoiseParams",
     "RandomAffine",
@@ -87,10 +95,12 @@ __all__ = [
     "RandomHistogramMatching",
     "RandomIntensityShiftScale",
     "RandomNoise",
+    "RandomTissueContrast",
     "RandomTransform",
     "Sample",
     "ShiftScaleParams",
     "SpatialTransform",
+    "TissueContrastParams",
     "build_augmentation",
     "channel_stats",
     "create_transform",
@@ -101,4 +111,5 @@ __all__ = [
     "params_from_dict",
     "params_to_dict",
     "register_transform",
+    "tissue_gain_map",
 ]

@@ -16,7 +16,8 @@ deterministically. There are two kinds:
   (``fill``, or ``None`` to keep what was read); the label there becomes 0. It is the only kind
   that changes the label's content, so it works on points, not on resampled values: a patch is
   cut exactly as the same region of the whole volume.
-* :class:`IntensityTransform`: ``transform_image`` changes the values of the resampled image.
+* :class:`IntensityTransform`: ``transform_image`` changes the values of the resampled image;
+  a :class:`LabelIntensityTransform` is given the resampled label too (a tissue's own contrast).
 
 So in a :class:`Compose` the spatial transforms act first (in list order), then the mask ones
 (in list order, on the mapped points, before the one resampling), then the intensity ones (in
@@ -53,6 +54,7 @@ __all__ = [
     "Compose",
     "Context",
     "IntensityTransform",
+    "LabelIntensityTransform",
     "MaskTransform",
     "RandomTransform",
     "Sample",
@@ -221,6 +223,23 @@ class IntensityTransform(RandomTransform[P]):
         """The changed ``(C, *S)`` float image (a new tensor)."""
 
 
+class LabelIntensityTransform(IntensityTransform[P]):
+    """A transform of image values that depends on the label (a tissue class's own contrast).
+
+    :class:`Compose` calls :meth:`transform_labelled` with the resampled label; a sample
+    without a label cannot take it.
+    """
+
+    @abstractmethod
+    def transform_labelled(
+        self, image: torch.Tensor, label: torch.Tensor, spacing: Sequence[float], params: P
+    ) -> torch.Tensor:
+        """The changed ``(C, *S)`` float image, given the ``(1, *S)`` label on its grid."""
+
+    def transform_image(self, image: torch.Tensor, params: P) -> torch.Tensor:
+        raise ValueError(f"{self.name or type(self).__name__} needs the label of the sample")
+
+
 class MaskTransform(RandomTransform[P]):
     """A cut of the input: output voxels read outside a region of the input get a fill value and
     label 0.
@@ -316,7 +335,11 @@ class Compose:
                 if label is not None:
                     label = label.masked_fill(outside, 0)
         for changer, q in fired:
-            if isinstance(changer, IntensityTransform):
+            if isinstance(changer, LabelIntensityTransform):
+                if label is None:
+                    raise ValueError(f"{changer.name} needs a label: this sample has none")
+                image = changer.transform_labelled(image, label, spacing, q)
+            elif isinstance(changer, IntensityTransform):
                 image = changer.transform_image(image, q)
         return Sample(image, label, sample.spacing)
 
