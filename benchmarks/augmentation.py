@@ -9,6 +9,9 @@
    against one V-Net training step (forward + backward + SGD) on it. Target: loading < 10% of
    the step.
 
+Both run with glibc keeping freed memory for reuse, as training and its forked loader workers do
+(``train.runtime.reuse_memory``); ``--system-allocator`` leaves glibc's defaults.
+
 Run: ``PYTHONPATH=src python benchmarks/augmentation.py [--quick]``.
 """
 
@@ -22,6 +25,7 @@ import torch
 import torchio as tio
 from common import Timing, print_table, setup_threads, time_call
 
+from volseg._allocator import reuse_freed_memory
 from volseg.config import AugmentConfig, PreprocessConfig, TransformConfig
 from volseg.data.preprocessing import preprocess
 from volseg.data.sampling import LoadedCase, PatchDataset, labels_to_indices
@@ -107,7 +111,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller volumes, fewer repeats")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="leave glibc's defaults (training and its loader workers keep freed memory)",
+    )
     args = parser.parse_args()
+    # the loader's workers run under `volseg train`'s setting (train.runtime.reuse_memory);
+    # TorchIO runs in this process too, so it gets the same
+    reused = not args.system_allocator and reuse_freed_memory()
+    print(f"allocator: {'freed memory reused' if reused else 'glibc defaults'}")
     setup_threads(args.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)  # TorchIO resamples in ITK
     shapes = [(64, 64, 32)] if args.quick else [(128, 128, 64), (160, 192, 160)]

@@ -107,8 +107,8 @@ def bench_sliding_window(shape: tuple[int, ...], repeat: int) -> None:
     diff = float((ours() - theirs()[0]).abs().max())
     t_ours, t_theirs = [], []
     for _ in range(repeat):  # interleaved: the CPU is shared
-        t_ours.append(time_call(ours, repeat=1, warmup=0))
-        t_theirs.append(time_call(theirs, repeat=1, warmup=0))
+        t_ours.append(time_call(ours, repeat=1, warmup=0, memory_apart=False))
+        t_theirs.append(time_call(theirs, repeat=1, warmup=0, memory_apart=False))
     a = min(t_ours, key=lambda t: t.median)
     b = min(t_theirs, key=lambda t: t.median)
     label = f"sliding window {'x'.join(map(str, shape))}, UNet, 96^3, overlap 0.5, Gaussian"

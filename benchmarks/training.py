@@ -16,6 +16,11 @@ full-size V-Net takes tens of seconds on 2 CPU cores; this script takes minutes.
 ``--only vnet|vae`` runs one case. ``--compile`` adds a row for the U-Net+VAE trained with
 ``train.compile: true`` (``torch.compile``): the first step's time (compilation included) is
 printed apart, the row itself times the steps after it.
+
+Both sides run with glibc keeping freed memory for reuse, as ``volseg train`` sets it
+(``train.runtime.reuse_memory``, :mod:`volseg._allocator`); ``--system-allocator`` leaves glibc's
+defaults, under which every new activation is faulted in afresh (MONAI's loop in its own process
+runs so unless its user changes the allocator).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Timing, setup_threads, time_call
 
+from volseg._allocator import reuse_freed_memory
 from volseg.config import (
     Config,
     LossConfig,
@@ -103,7 +109,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--only", choices=("vnet", "vae"))
     parser.add_argument("--compile", action="store_true", help="also time train.compile: true")
+    parser.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="leave glibc's defaults (volseg train keeps freed memory: train.runtime.reuse_memory)",
+    )
     args = parser.parse_args()
+    # as `volseg train` does; both sides run in this process, so both get it
+    allocator = "glibc defaults" if args.system_allocator else "freed memory reused"
+    if not args.system_allocator and not reuse_freed_memory():
+        allocator = "glibc defaults (no mallopt here)"
     from monai.networks.nets import SegResNetVAE as MonaiSegResNetVAE
     from monai.networks.nets import VNet as MonaiVNet
 
@@ -184,7 +199,10 @@ def main() -> None:
             label = f"U-Net+VAE {side}^3 compiled/eager"  # the ratio against eager volseg
             rows.append((label, 1, time_call(step, args.repeat), t_ours))
 
-    print(f"torch {torch.__version__}, {threads} threads, amp {args.amp}, repeat {args.repeat}")
+    print(
+        f"torch {torch.__version__}, {threads} threads, amp {args.amp}, repeat {args.repeat}, "
+        f"allocator: {allocator}"
+    )
     print(
         f"{'case':<32} {'volseg s/step':>13} {'MONAI s/step':>12} {'volseg sps':>10} "
         f"{'MONAI sps':>9} {'ratio':>6}"

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from volseg._allocator import reuse_freed_memory
 from volseg._device import resolve_device
 from volseg.config import Config, dump_config
 from volseg.data.layouts import Case, Dataset, find_cases
@@ -184,6 +185,8 @@ def train(
     state: TrainState | None = None
     try:
         _seed_everything(train_cfg.seed, runtime.deterministic)
+        if runtime.reuse_memory:
+            reuse_freed_memory()  # process-wide; forked loader workers inherit it
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
         dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
