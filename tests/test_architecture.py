@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
         "volseg.io",
         "volseg.regions",
         "volseg.decoding",
+        "volseg._allocator",
         "volseg._atomic",
         "volseg._device",
         "volseg._nifti",
