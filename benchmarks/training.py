@@ -20,7 +20,8 @@ printed apart, the row itself times the steps after it.
 Both sides run with glibc keeping freed memory for reuse, as ``volseg train`` sets it
 (``train.runtime.reuse_memory``, :mod:`volseg._allocator`); ``--system-allocator`` leaves glibc's
 defaults, under which every new activation is faulted in afresh (MONAI's loop in its own process
-runs so unless its user changes the allocator).
+runs so unless its user changes the allocator). Likewise both flush subnormal floats to zero, as
+``volseg train`` does (``train.runtime.flush_denormal``); ``--keep-denormals`` computes with them.
 """
 
 from __future__ import annotations
@@ -114,11 +115,18 @@ def main() -> None:
         action="store_true",
         help="leave glibc's defaults (volseg train keeps freed memory: train.runtime.reuse_memory)",
     )
+    parser.add_argument(
+        "--keep-denormals",
+        action="store_true",
+        help="compute with subnormal floats (volseg train flushes them: flush_denormal)",
+    )
     args = parser.parse_args()
     # as `volseg train` does; both sides run in this process, so both get it
     allocator = "glibc defaults" if args.system_allocator else "freed memory reused"
     if not args.system_allocator and not reuse_freed_memory():
         allocator = "glibc defaults (no mallopt here)"
+    # as `volseg train` does (train.runtime.flush_denormal), for both sides
+    flush = not args.keep_denormals and torch.set_flush_denormal(True)
     from monai.networks.nets import SegResNetVAE as MonaiSegResNetVAE
     from monai.networks.nets import VNet as MonaiVNet
 
@@ -201,7 +209,7 @@ def main() -> None:
 
     print(
         f"torch {torch.__version__}, {threads} threads, amp {args.amp}, repeat {args.repeat}, "
-        f"allocator: {allocator}"
+        f"allocator: {allocator}, subnormals {'flushed' if flush else 'kept'}"
     )
     print(
         f"{'case':<32} {'volseg s/step':>13} {'MONAI s/step':>12} {'volseg sps':>10} "

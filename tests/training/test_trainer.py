@@ -229,3 +229,27 @@ def test_vae_run_logs_terms_train_dice_and_adeniji_metrics(tmp_path: Path) -> No
     for metric in ("dice", "precision", "recall", "accuracy"):
         assert {f"val_{metric}", f"val_{metric}_r0", f"val_{metric}_r1"} <= set(row)
         assert 0.0 <= float(row[f"val_{metric}"]) <= 1.0
+
+
+def _subnormal_survives() -> bool:
+    return bool(torch.tensor([1e-39], dtype=torch.float32).mul(1.5).item() != 0.0)
+
+
+def test_training_flushes_subnormals_and_restores_them(phantoms: Path, tmp_path: Path) -> None:
+    from volseg.config import RuntimeConfig
+    from volseg.training.callbacks import Callback
+
+    seen: list[bool] = []
+
+    class Probe(Callback):
+        def on_after_backward(self, state: object) -> None:  # type: ignore[override]
+            seen.append(_subnormal_survives())
+
+    assert _subnormal_survives()
+    train(tiny_config(phantoms, tmp_path / "on"), progress=False, callbacks=[Probe()])
+    assert seen and not any(seen)  # flushed to zero during the steps
+    assert _subnormal_survives()  # and back to IEEE behaviour afterwards
+    seen.clear()
+    off = RuntimeConfig(flush_denormal=False)
+    train(tiny_config(phantoms, tmp_path / "off", runtime=off), progress=False, callbacks=[Probe()])
+    assert seen and all(seen)

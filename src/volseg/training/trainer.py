@@ -187,6 +187,8 @@ def train(
         _seed_everything(train_cfg.seed, runtime.deterministic)
         if runtime.reuse_memory:
             reuse_freed_memory()  # process-wide; forked loader workers inherit it
+        if runtime.flush_denormal:
+            torch.set_flush_denormal(True)
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
         dataset = find_cases(config.data.root, config.data.layout, config.data.channels)
@@ -240,6 +242,8 @@ def train(
             dump_config(config, run_dir / "config.yaml")
         return _run(state, hooks, train_loaded, val_loaded, loss_fn, device, progress, start_time)
     finally:
+        if runtime.flush_denormal:
+            torch.set_flush_denormal(False)
         if state is not None:
             for hook in hooks:
                 hook.on_train_end(state)
