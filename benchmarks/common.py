@@ -127,16 +127,11 @@ def time_call(
     seconds = []
     peak = 0
     for _ in range(repeat):
-        if memory_apart:
+        with contextlib.nullcontext(None) if memory_apart else PeakRSS() as mem:
             start = time.perf_counter()
             fn()
             seconds.append(time.perf_counter() - start)
-            continue
-        with PeakRSS() as mem:
-            start = time.perf_counter()
-            fn()
-            seconds.append(time.perf_counter() - start)
-        peak = max(peak, mem.bytes)
+        peak = max(peak, mem.bytes if mem is not None else 0)
     if memory_apart:
         with PeakRSS() as mem:
             fn()

@@ -42,9 +42,8 @@ def _draw(transform: RandomTissueContrast, sample: Sample, seed: int = 0) -> Tis
 
 
 def _gains(transform: RandomTissueContrast, params: TissueContrastParams) -> dict[int, float]:
-    sharp = RandomTissueContrast(gain=transform.gain, sigma_mm=0.0)
     label = torch.tensor([0, 1, 3]).view(1, 3, 1, 1)
-    gain = tissue_gain_map(label, (1.0, 1.0, 1.0), params.seed, sharp.gain, 0.0)
+    gain = tissue_gain_map(label, (1.0, 1.0, 1.0), params.seed, transform.gain, 0.0)
     return {v: float(gain[0, i, 0, 0]) for i, v in enumerate((0, 1, 3))}
 
 

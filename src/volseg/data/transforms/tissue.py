@@ -46,7 +46,6 @@ def _gain_of(seed: int, value: int, gain: tuple[float, float]) -> float:
 def _smooth(volume: torch.Tensor, spacing: Sequence[float], sigma_mm: float) -> torch.Tensor:
     """Separable Gaussian of ``(1, *S)`` with edge padding (``sigma_mm`` 0: unchanged)."""
     out = volume
-    dims = volume.ndim - 1
     for axis, step in enumerate(spacing):
         sigma = sigma_mm / float(step)
         if sigma < 0.1:
@@ -59,7 +58,6 @@ def _smooth(volume: torch.Tensor, spacing: Sequence[float], sigma_mm: float) -> 
         rows = moved.reshape(-1, 1, moved.shape[-1])
         rows = F.conv1d(F.pad(rows, (radius, radius), mode="replicate"), kernel.view(1, 1, -1))
         out = rows.reshape(moved.shape).movedim(-1, axis + 1)
-    assert out.ndim == dims + 1
     return out.contiguous()
 
 
@@ -77,8 +75,6 @@ def tissue_gain_map(
     """
     values = [int(v) for v in torch.unique(label).tolist()]
     gains = torch.tensor([_gain_of(seed, v, gain) for v in values], dtype=torch.float32)
-    if len(values) == 1:
-        return torch.full(label.shape, float(gains[0]), dtype=torch.float32)
     out = torch.full(label.shape, float(gains[0]), dtype=torch.float32)
     for value, g in zip(values[1:], gains[1:]):
         inside = _smooth((label == value).float(), spacing, sigma_mm)
