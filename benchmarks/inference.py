@@ -48,20 +48,22 @@ from volseg.inference import Predictor
 from volseg.io import Volume
 
 shape = tuple(int(s) for s in sys.argv[1:4])
-net_name = sys.argv[4]
+net_name, batch = sys.argv[4], int(sys.argv[5])
 class Pointwise(nn.Module):
     spatial_dims, divisor, in_channels, out_channels, output_kind = 3, 1, 1, 2, "logits"
     def forward(self, x):
         return torch.cat([70.0 - x, x - 70.0], 1)
 array = np.zeros((1, *shape), np.float32)
-array[:, 10:-10, 20:-20, 20:-20] = np.random.default_rng(0).normal(
-    100, 40, (shape[0] - 20, shape[1] - 40, shape[2] - 40))
+rng = np.random.default_rng(0)
+for z in range(10, shape[0] - 10):  # float32 slice by slice: no float64 temporary of the volume
+    array[0, z, 20:-20, 20:-20] = 100.0 + 40.0 * rng.standard_normal(
+        (shape[1] - 40, shape[2] - 40), dtype=np.float32)
 image = Volume(array, (0.7, 0.7, 1.2), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 config = Config(
     preprocess=PreprocessConfig(normalize="none", crop_nonzero=True),
     train=TrainConfig(patch_size=(128, 128, 128)),
-    infer=InferConfig(window=(128, 128, 128), overlap=0.25, batch_size=2),
+    infer=InferConfig(window=(128, 128, 128), overlap=0.25, batch_size=batch),
 )
 start = time.perf_counter()
 if net_name == "pointwise":
@@ -161,10 +163,10 @@ def bench_layout(repeat: int) -> None:
     print_table(rows, ours_name="layout", peer_name="default")
 
 
-def bench_memory(shape: tuple[int, ...], net: str) -> None:
+def bench_memory(shape: tuple[int, ...], net: str, batch: int) -> None:
     src = Path(__file__).resolve().parents[1] / "src"
     out = subprocess.run(
-        [sys.executable, "-c", MEMORY_CHILD, *map(str, shape), net],
+        [sys.executable, "-c", MEMORY_CHILD, *map(str, shape), net, str(batch)],
         capture_output=True,
         text=True,
         check=True,
@@ -172,7 +174,8 @@ def bench_memory(shape: tuple[int, ...], net: str) -> None:
     )
     seconds, base, peak, _ = out.stdout.split()
     print(
-        f"Predictor.predict {'x'.join(map(str, shape))} with {net} net "
+        f"Predictor.predict {'x'.join(map(str, shape))} with {net} net, {batch} window(s) "
+        f"per batch "
         f"(float32 input {np.prod(shape) * 4 / 1e9:.2f} GB): peak RSS {float(peak):.2f} GB "
         f"(imports + input {float(base):.2f} GB), {seconds} s"
     )
@@ -214,8 +217,8 @@ def main() -> None:
     if args.only in (None, "window"):
         bench_sliding_window((160, 160, 96) if args.quick else (256, 256, 160), repeat)
     if args.only in (None, "memory"):
-        for net in ("pointwise", "vnet"):
-            bench_memory((150, 256, 256) if args.quick else (300, 512, 512), net)
+        for net, batch in (("pointwise", 2), ("vnet", 1), ("vnet", 2)):
+            bench_memory((150, 256, 256) if args.quick else (300, 512, 512), net, batch)
     if args.only in (None, "onnx"):
         bench_onnx(repeat)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +63,33 @@ def test_sliding_window_equals_whole_volume_for_pointwise_net(blend: str) -> Non
     with torch.no_grad():
         direct = net(image[None])[0]
     torch.testing.assert_close(whole, direct, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("blend", ["constant", "gaussian"])
+def test_blend_equals_a_full_weight_map_built_beside_the_output(blend: str) -> None:
+    """The weights are summed a slab at a time; a full-size map summed window by window (the
+    plain way, here written out) gives the same outputs, across slab borders and mirrors."""
+    image = torch.randn(1, 45, 14, 11)  # 45 rows: three slabs of 16
+    net, window, overlap, mirror = _small_conv(), (10, 8, 8), 0.4, (0, 2)
+    got = sliding_window_forward(net, image, window, overlap, 2, blend=blend, mirror_axes=mirror)
+    weights = gaussian_importance(window) if blend == "gaussian" else torch.ones(window)
+    total = torch.zeros((2, *image.shape[1:]))
+    norm = torch.zeros((1, *image.shape[1:]))
+    starts = [window_starts(s, w, overlap) for s, w in zip(image.shape[1:], window)]
+    for flip in mirror_combinations(mirror):
+        dims = [a + 1 for a in flip]
+        flipped = image.flip(dims) if flip else image
+        for corner in itertools.product(*starts):
+            box = (slice(None), *(slice(c, c + w) for c, w in zip(corner, window)))
+            with torch.no_grad():
+                out = net(flipped[box][None])[0]
+            full = torch.zeros_like(total)
+            full[box] = out * weights
+            total += full.flip(dims) if flip else full
+            mask = torch.zeros_like(norm)
+            mask[box] = weights
+            norm += mask.flip(dims) if flip else mask
+    torch.testing.assert_close(got, total / norm, rtol=1e-5, atol=1e-6)
 
 
 def test_sliding_window_close_to_whole_volume_for_small_conv_net() -> None:

@@ -84,11 +84,17 @@ def test_multichannel_input(in_channels: int) -> None:
     assert model(torch.randn(1, in_channels, 16, 16)).shape == (1, 2, 16, 16)
 
 
-def test_add_tiled_matches_repeat() -> None:
-    out, x = torch.randn(2, 8, 3, 4), torch.randn(2, 2, 3, 4)
-    torch.testing.assert_close(_add_tiled(out, x), out + x.repeat(1, 4, 1, 1))
-    x1 = torch.randn(2, 1, 3, 4)
-    torch.testing.assert_close(_add_tiled(out, x1), out + x1.repeat(1, 8, 1, 1))
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_add_tiled_matches_repeat(layout: torch.memory_format) -> None:
+    out = torch.randn(2, 8, 3, 4).contiguous(memory_format=layout)
+    for x in (torch.randn(2, 2, 3, 4), torch.randn(2, 1, 3, 4), torch.randn(2, 8, 3, 4)):
+        expected = out + x.repeat(1, 8 // x.shape[1], 1, 1)
+        torch.testing.assert_close(_add_tiled(out, x), expected)
+        with torch.no_grad():  # without autograd the sum is written into ``out``
+            target = out.clone()
+            result = _add_tiled(target, x)
+        torch.testing.assert_close(result, expected)
+        torch.testing.assert_close(target, expected)
 
 
 def test_non_divisible_size_raises() -> None:

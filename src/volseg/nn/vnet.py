@@ -23,12 +23,16 @@ def _add_tiled(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``out + x.repeat(1, C_out // C_in, ...)`` without materialising the repeat.
 
     Channel ``c`` of the tiled input is ``x[:, c % C_in]`` (what ``Tensor.repeat`` gives), so the
-    sum is a broadcast over a ``(B, C_out // C_in, C_in, *S)`` view.
+    sum is a broadcast over a ``(B, C_out // C_in, C_in, *S)`` view. Without autograd the sum is
+    written into ``out`` (a stage's own temporary): one activation fewer at the peak of a
+    prediction window.
     """
     c_out, c_in = out.shape[1], x.shape[1]
-    if c_in in (1, c_out):
-        return out + x  # plain add, or broadcast of one channel over all
-    tiled = out.unflatten(1, (c_out // c_in, c_in)) + x.unsqueeze(1)
+    inplace = not torch.is_grad_enabled()
+    if c_in in (1, c_out):  # plain add, or broadcast of one channel over all
+        return out.add_(x) if inplace else out + x
+    tiled = out.unflatten(1, (c_out // c_in, c_in))
+    tiled = tiled.add_(x.unsqueeze(1)) if inplace else tiled + x.unsqueeze(1)
     return tiled.flatten(1, 2)
 
 
