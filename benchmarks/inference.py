@@ -10,9 +10,9 @@
    ``--only layout`` times one forward pass of that net and of two 2-D nets channels-last
    against the default layout (outputs checked equal to a relative 1e-4).
 3. Peak RSS of the whole process for ``Predictor.predict`` of a 512x512x300 scan (crop + restore,
-   Gaussian windows of 128^3, 2 per batch), measured in a child process, twice: with a pointwise
-   net (the pipeline's own memory) and with a real 3-D net (V-Net layout, 8 base channels, 3^3
-   kernels), whose activations for one batch of windows come on top.
+   Gaussian windows of 128^3), each in a child process: with a pointwise net (the pipeline's own
+   memory, 2 windows per batch) and with a real 3-D net (V-Net layout, 8 base channels, 3^3
+   kernels) at the default 1 window per batch and at 2, whose activations come on top.
 4. onnxruntime against PyTorch for the exported V-Net (small: base 8 channels) on 128x128x64.
 
 Run: ``PYTHONPATH=src python benchmarks/inference.py [--quick]`` (``--quick``: 160x160x96

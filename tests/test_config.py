@@ -38,6 +38,7 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
     "data,message",
     [
         ({"train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
+        ({"train": {"a\nb": 3}}, "train: unknown key\\(s\\) 'a\\\\nb'; allowed"),
         ({"train": {"epcohs": 3}}, "train: unknown key\\(s\\) epcohs"),
         ({"train": {"patch_size": 32}}, "train.patch_size: expected a list"),
         ({"preprocess": {"clip_percentiles": [1]}}, "clip_percentiles: expected 2 values"),

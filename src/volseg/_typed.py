@@ -84,6 +84,12 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {hint}")
 
 
+def _shown(key: str) -> str:
+    """A key as an error message shows it: quoted where it is blank or not printable (a key
+    holding a newline must not break the message's one line)."""
+    return key if key.isprintable() and key.strip() == key and key else repr(key)
+
+
 def from_plain(cls: type[T], data: dict[str, Any], where: str) -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -93,7 +99,8 @@ def from_plain(cls: type[T], data: dict[str, Any], where: str) -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
+            f"{where}: unknown key(s) {', '.join(map(_shown, unknown))}; "
+            f"allowed: {', '.join(sorted(names))}"
         )
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
