@@ -255,10 +255,9 @@ def _normalize_in_slabs(
             if first >= last:
                 continue
             target = (slice(None), slice(first - top, last - top), *s[1:])
-            if weights is None:
-                norm[target] += 1.0
-            else:
-                norm[target] += weights[first - s[0].start : last - s[0].start]
+            norm[target] += (
+                1.0 if weights is None else weights[first - s[0].start : last - s[0].start]
+            )
         output[:, top:bottom].div_(norm)
 
 
