@@ -10,6 +10,10 @@ copy. Every pass runs over slabs of rows small enough to stay in cache, so no te
 full size is made. The result equals ``relu(group_norm(x))`` to float32 rounding; the
 statistics use ``E[x^2] - E[x]^2`` summed in float64 per channel, as PyTorch's own
 channels-last kernel does in float32.
+
+bfloat16 tensors (what a convolution gives under CPU autocast) take the same path: each slab is
+widened to float32 in cache, computed as above, and the output and input gradient are rounded
+to bfloat16 once, as PyTorch's own bfloat16 kernels do; sums never run in bfloat16.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ __all__ = ["fusable", "fused_group_norm_relu"]
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 _SLAB = 1 << 18  # elements of a slab (per batch item): 256 KiB of float32, cache-resident
+_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def fusable(norm: nn.Module, act: nn.Module, x: torch.Tensor) -> bool:
@@ -34,9 +39,8 @@ def fusable(norm: nn.Module, act: nn.Module, x: torch.Tensor) -> bool:
         and type(norm) is nn.GroupNorm
         and norm.affine
         and type(act) is nn.ReLU
-        and x.dtype == torch.float32
+        and x.dtype in _DTYPES
         and x.device.type == "cpu"
-        and not torch.is_autocast_enabled("cpu")
         and x.is_contiguous(memory_format=layout)
         and not torch.compiler.is_compiling()  # let the compiler fuse the plain ops itself
         and not torch.onnx.is_in_onnx_export()
@@ -75,7 +79,7 @@ class _GroupNormReLU(torch.autograd.Function):
         s1 = torch.zeros(batch, channels, dtype=torch.float64)
         s2 = torch.zeros(batch, channels, dtype=torch.float64)
         for start in _slabs(count, channels):
-            part = rows[:, start : start + _SLAB // channels]
+            part = rows[:, start : start + _SLAB // channels].float()
             s1 += part.sum(1)
             s2 += (part * part).sum(1)
         n = count * (channels // groups)
@@ -89,7 +93,10 @@ class _GroupNormReLU(torch.autograd.Function):
         a, b = scale[:, None], shift[:, None]
         for start in _slabs(count, channels):
             stop = start + _SLAB // channels
-            torch.addcmul(b, rows[:, start:stop], a, out=out_rows[:, start:stop]).relu_()
+            if x.dtype == torch.float32:
+                torch.addcmul(b, rows[:, start:stop], a, out=out_rows[:, start:stop]).relu_()
+            else:  # widened in cache, rounded once
+                out_rows[:, start:stop] = torch.addcmul(b, rows[:, start:stop].float(), a).relu_()
         ctx.save_for_backward(x, out, weight, mean.float(), rstd.float())
         ctx.groups = groups
         return out
@@ -100,7 +107,7 @@ class _GroupNormReLU(torch.autograd.Function):
         x, out, weight, mean, rstd = ctx.saved_tensors
         groups = ctx.groups
         layout = _CHANNELS_LAST[x.ndim]
-        grad = grad.contiguous(memory_format=layout)
+        grad = grad.to(x.dtype).contiguous(memory_format=layout)
         rows, y, g = _rows(x), _rows(out), _rows(grad)
         batch, count, channels = rows.shape
         dx = torch.empty_like(x)
@@ -114,8 +121,9 @@ class _GroupNormReLU(torch.autograd.Function):
             torch.ops.aten.threshold_backward.grad_input(
                 g[:, start:stop], y[:, start:stop], 0.0, grad_input=dz
             )
+            dz = dz.float()  # a view when x is float32, a cache-resident copy for bfloat16
             db += dz.sum(1)
-            dxs += (dz * rows[:, start:stop]).sum(1)
+            dxs += (dz * rows[:, start:stop].float()).sum(1)
         mean_d, rstd_d, w = mean.double(), rstd.double(), weight.double()
         dxhat = rstd_d * (dxs - mean_d * db)  # sum over S of dz * xhat, per (B, C)
         n = count * (channels // groups)
@@ -128,12 +136,16 @@ class _GroupNormReLU(torch.autograd.Function):
         for start in range(0, count, step):
             stop = start + step
             dz = dx_rows[:, start:stop]
-            dz.mul_(a).add_(torch.addcmul(c, rows[:, start:stop], b))
-        grad_weight = dxhat.sum(0).float() if ctx.needs_input_grad[1] else None
-        grad_bias = db.sum(0).float() if ctx.needs_input_grad[2] else None
+            if x.dtype == torch.float32:
+                dz.mul_(a).add_(torch.addcmul(c, rows[:, start:stop], b))
+            else:
+                wide = torch.addcmul(c, rows[:, start:stop].float(), b)
+                dz.copy_(wide.add_(dz.float().mul_(a)))
+        grad_weight = dxhat.sum(0).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        grad_bias = db.sum(0).to(weight.dtype) if ctx.needs_input_grad[2] else None
         return dx, grad_weight, grad_bias, None, None
 
 
 def fused_group_norm_relu(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    """``relu(norm(x))`` for a channels-last float32 ``x`` (see :func:`fusable`)."""
+    """``relu(norm(x))`` for a channels-last float32 or bfloat16 ``x`` (see :func:`fusable`)."""
     return _GroupNormReLU.apply(x, norm.weight, norm.bias, norm.num_groups, norm.eps)

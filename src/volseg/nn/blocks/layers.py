@@ -99,8 +99,8 @@ class ConvNormAct(nn.Module):
         return self._norm_act(self.conv(x))
 
     def _norm_act(self, x: torch.Tensor) -> torch.Tensor:
-        """``act(norm(x))``; group norm + ReLU on a channels-last float32 tensor run fused
-        (:mod:`~volseg.nn.blocks.groupnorm`: same values and gradients, fewer passes)."""
+        """``act(norm(x))``; group norm + ReLU on a channels-last float32 or bfloat16 tensor run
+        fused (:mod:`~volseg.nn.blocks.groupnorm`: same values and gradients, fewer passes)."""
         if fusable(self.norm, self.act, x):
             return fused_group_norm_relu(x, self.norm)  # type: ignore[arg-type]
         return self.act(self.norm(x))
