@@ -139,6 +139,23 @@ def time_call(
     return Timing(tuple(seconds), peak)
 
 
+def time_interleaved(
+    fns: Sequence[Callable[[], object]], repeat: int = 3, warmup: int = 1
+) -> list[Timing]:
+    """Time several calls in turn: each repeat runs every call once, so load that drifts over
+    a long benchmark hits all of them alike. Peak RSS is not sampled (0)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    seconds: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, times in zip(fns, seconds, strict=True):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return [Timing(tuple(times), 0) for times in seconds]
+
+
 def print_table(
     rows: Sequence[tuple[str, Timing, Timing | None]],
     ours_name: str = "volseg",

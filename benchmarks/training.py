@@ -10,8 +10,9 @@ sides under bf16 autocast). Two cases, one process, interleaved:
   its VAE loss (soft Dice + 0.1 L2 + 0.1 KL, Adam) vs MONAI ``SegResNetVAE`` (32 initial filters,
   the same soft Dice + MONAI's own VAE L2 + KL term, Adam).
 
-Prints median seconds per step, samples/s and volseg / MONAI throughput. Warning: a step of the
-full-size V-Net takes tens of seconds on 2 CPU cores; this script takes minutes.
+Prints median seconds per step, samples/s and volseg / MONAI throughput. The two sides of a
+case are timed in turn, one step each per repeat, so load drift hits both alike. Warning: a step
+of the full-size V-Net takes tens of seconds on 2 CPU cores; this script takes minutes.
 
 ``--only vnet|vae`` runs one case. ``--compile`` adds a row for the U-Net+VAE trained with
 ``train.compile: true`` (``torch.compile``): the first step's time (compilation included) is
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Timing, setup_threads, time_call
+from common import Timing, setup_threads, time_call, time_interleaved
 
 from volseg._allocator import reuse_freed_memory
 from volseg.config import (
@@ -152,15 +153,8 @@ def main() -> None:
         peer = MonaiVNet(spatial_dims=3, in_channels=1, out_channels=2)
         peer_opt = torch.optim.SGD(peer.parameters(), lr=1e-4, momentum=0.99)
         theirs = plain_step(peer, lambda out: dice(_float(out), target).total, peer_opt, image, amp)
-        t_ours = time_call(ours, args.repeat)
-        rows.append(
-            (
-                f"V-Net 1x{shape[2]}x{shape[1]}x{shape[0]}, batch 2",
-                2,
-                t_ours,
-                time_call(theirs, args.repeat),
-            )
-        )
+        t_ours, t_theirs = time_interleaved([ours, theirs], args.repeat)
+        rows.append((f"V-Net 1x{shape[2]}x{shape[1]}x{shape[0]}, batch 2", 2, t_ours, t_theirs))
         del ours, theirs, peer, peer_opt
 
     if args.only in (None, "vae"):
@@ -191,8 +185,8 @@ def main() -> None:
             return soft_dice(_float(seg), regions).total + vae_term
 
         theirs = plain_step(peer, peer_loss, peer_opt, image, amp)
-        t_ours = time_call(ours, args.repeat)
-        rows.append((f"U-Net+VAE 4x{side}^3, batch 1", 1, t_ours, time_call(theirs, args.repeat)))
+        t_ours, t_theirs = time_interleaved([ours, theirs], args.repeat)
+        rows.append((f"U-Net+VAE 4x{side}^3, batch 1", 1, t_ours, t_theirs))
 
         if args.compile:
             fast = create_model("segresnet_vae", in_channels=4, out_channels=3, vae_input_size=side)
