@@ -123,12 +123,8 @@ class _GroupNormReLU(torch.autograd.Function):
         c = (rstd_d * (mean_d * rstd_d * m2 - m1)).float()[:, None]
         for start in range(0, count, step):
             stop = start + step
-            dz = dx_rows[:, start:stop]
-            if x.dtype == torch.float32:
-                dz.mul_(a).add_(torch.addcmul(c, rows[:, start:stop], b))
-            else:
-                wide = torch.addcmul(c, rows[:, start:stop].float(), b)
-                dz.copy_(wide.add_(dz.float().mul_(a)))
+            dz = dx_rows[:, start:stop]  # float32 arithmetic, one rounding to x's dtype
+            dz.copy_(torch.addcmul(c, rows[:, start:stop].float(), b).addcmul_(dz.float(), a))
         grad_weight = dxhat.sum(0).to(weight.dtype) if ctx.needs_input_grad[1] else None
         grad_bias = db.sum(0).to(weight.dtype) if ctx.needs_input_grad[2] else None
         return dx, grad_weight, grad_bias, None, None
