@@ -163,6 +163,24 @@ def test_monitor_picks_the_best_checkpoint(phantoms: Path, tmp_path: Path, monit
         assert {"val_hd95_1", "val_hd95_2"} <= set(rows[0])
 
 
+def test_a_run_without_validation_writes_only_its_last_checkpoint(
+    phantoms: Path, tmp_path: Path
+) -> None:
+    """No held-out case: no best to pick, one checkpoint per epoch; predict takes the last."""
+    from volseg.inference import Predictor
+    from volseg.training.checkpoint import find_checkpoint
+
+    config = tiny_config(phantoms, tmp_path / "run")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, val_fraction=0.0))
+    result = train(config, progress=False)
+    run = tmp_path / "run"
+    assert result.best_value is None and result.best_epoch == result.epochs == 2
+    assert not (run / "checkpoint_best.pt").exists()
+    assert find_checkpoint(run) == run / "checkpoint_last.pt"
+    assert load_checkpoint(run / "checkpoint_last.pt").epoch == 2
+    Predictor.from_run(run)  # loads
+
+
 def test_early_stopping_follows_the_monitor(phantoms: Path, tmp_path: Path) -> None:
     """With a min_delta no loss can beat, training stops after `patience` epochs past the first."""
     from volseg.config import StoppingConfig

@@ -26,7 +26,8 @@ class Callback:
 
 
 class CheckpointSaver(Callback):
-    """Rank 0 writes ``checkpoint_last.pt`` every epoch and ``checkpoint_best.pt`` on a gain."""
+    """Rank 0 writes ``checkpoint_last.pt`` every epoch and ``checkpoint_best.pt`` on a
+    validation gain (a run without validation cases has no best: its model is the last)."""
 
     def on_epoch_end(self, state: TrainState) -> None:
         if not state.dist.is_main:

