@@ -7,8 +7,11 @@ step allocates and frees the same sizes again and again, so it pays that every s
 2-core machine a U-Net+VAE step at 4x128^3 took 27.5 s, and 23.3 s with this setting
 (``benchmarks/training.py --only vae``; MONAI's net in the same loop: 40.0 and 26.6 s).
 Raising the mmap and trim thresholds keeps freed memory in the heap, already mapped, for the
-next tensor. PyTorch's CPU performance guide recommends jemalloc or tcmalloc for the same
-reason; this gets the effect with the allocator every Linux process already has.
+next tensor. Only partly, though: PyTorch asks for 64-byte aligned blocks, and glibc 2.36 often
+misses a freed block of exactly the size asked (measured: a 256 MiB tensor faulted in afresh on
+4 of 5 allocations; docs/training.md, "Page faults"). PyTorch's CPU performance guide
+recommends jemalloc or tcmalloc for the same reason; this gets part of the effect with the
+allocator every Linux process already has.
 
 The cost: memory a step freed stays with the process (its resident size stays at its peak
 instead of falling between steps), so only training sets it (its forked loader workers inherit
