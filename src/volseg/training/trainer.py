@@ -257,17 +257,16 @@ def _end_epoch(
 
     Without validation cases there is no best to pick: the latest model is the run's model
     (``best_epoch``), and only ``checkpoint_last.pt`` is written (``find_checkpoint`` takes it;
-    a second 200 MB write per epoch cost the demo a fifth of its budget). An epoch without a
+    the demo wrote the same 195 MB twice per epoch). An epoch without a
     validation (``train.validate_every``) changes neither the best checkpoint nor early
     stopping; a validation without a gain adds the epochs since the previous validation to
     ``since_best``, so ``train.stopping.patience`` counts epochs whatever ``validate_every``.
     """
     train = state.config.train
+    state.improved = False
     if not has_val_cases:
-        state.improved = False
         state.trainer.best_score, state.trainer.best_epoch = float(state.epoch), state.epoch
         return
-    state.improved = False
     if not validated:
         return
     score = MONITOR_SIGN[train.monitor] * metrics[train.monitor]
