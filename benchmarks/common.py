@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import resource
 import statistics
 import threading
 import time
@@ -98,10 +99,12 @@ class PeakRSS:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds of each timed repeat (warm-up excluded) and the peak RSS above baseline."""
+    """Seconds of each timed repeat (warm-up excluded), the peak RSS above baseline and, where
+    counted, the minor page faults of each timed repeat (fresh pages the kernel had to zero)."""
 
     seconds: tuple[float, ...]
     peak_bytes: int
+    faults: tuple[int, ...] = ()
 
     @property
     def median(self) -> float:
@@ -143,17 +146,27 @@ def time_interleaved(
     fns: Sequence[Callable[[], object]], repeat: int = 3, warmup: int = 1
 ) -> list[Timing]:
     """Time several calls in turn: each repeat runs every call once, so load that drifts over
-    a long benchmark hits all of them alike. Peak RSS is not sampled (0)."""
-    for fn in fns:
-        for _ in range(warmup):
+    a long benchmark hits all of them alike. Peak RSS is not sampled (0); the minor page faults
+    of each timed call are counted (``getrusage``), so a reader can tell a call that had
+    reached its steady state from one that was still growing its heap."""
+    for _ in range(warmup):
+        for fn in fns:
             fn()
     seconds: list[list[float]] = [[] for _ in fns]
+    faults: list[list[int]] = [[] for _ in fns]
     for _ in range(repeat):
-        for fn, times in zip(fns, seconds, strict=True):
+        for fn, times, faulted in zip(fns, seconds, faults, strict=True):
+            before = _minor_faults()
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-    return [Timing(tuple(times), 0) for times in seconds]
+            faulted.append(_minor_faults() - before)
+    return [Timing(tuple(t), 0, tuple(f)) for t, f in zip(seconds, faults, strict=True)]
+
+
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (pages mapped on first touch)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def print_table(

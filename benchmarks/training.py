@@ -10,8 +10,12 @@ sides under bf16 autocast). Two cases, one process, interleaved:
   its VAE loss (soft Dice + 0.1 L2 + 0.1 KL, Adam) vs MONAI ``SegResNetVAE`` (32 initial filters,
   the same soft Dice + MONAI's own VAE L2 + KL term, Adam).
 
-Prints median seconds per step, samples/s and volseg / MONAI throughput. The two sides of a
-case are timed in turn, one step each per repeat, so load drift hits both alike. Warning: a step
+Prints median seconds per step, samples/s, volseg / MONAI throughput and each side's median minor
+page faults per timed step. The two sides of a case are timed in turn, one step each per repeat,
+so load drift hits both alike, after ``--warmup`` untimed steps of each (default 2: with freed
+memory kept, both nets' heaps stop growing, and their steps stop faulting, from the third step
+on). A side still faulting in its timed steps was not in its steady state: its time includes
+the kernel zeroing fresh pages, which the allocator, not the network, decides. Warning: a step
 of the full-size V-Net takes tens of seconds on 2 CPU cores; this script takes minutes.
 
 ``--only vnet|vae`` runs one case. ``--compile`` adds a row for the U-Net+VAE trained with
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="half-size volumes")
     parser.add_argument("--amp", choices=("none", "bf16"), default="none")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each side first")
     parser.add_argument("--only", choices=("vnet", "vae"))
     parser.add_argument("--compile", action="store_true", help="also time train.compile: true")
     parser.add_argument(
@@ -153,7 +159,7 @@ def main() -> None:
         peer = MonaiVNet(spatial_dims=3, in_channels=1, out_channels=2)
         peer_opt = torch.optim.SGD(peer.parameters(), lr=1e-4, momentum=0.99)
         theirs = plain_step(peer, lambda out: dice(_float(out), target).total, peer_opt, image, amp)
-        t_ours, t_theirs = time_interleaved([ours, theirs], args.repeat)
+        t_ours, t_theirs = time_interleaved([ours, theirs], args.repeat, args.warmup)
         rows.append((f"V-Net 1x{shape[2]}x{shape[1]}x{shape[0]}, batch 2", 2, t_ours, t_theirs))
         del ours, theirs, peer, peer_opt
 
@@ -185,7 +191,7 @@ def main() -> None:
             return soft_dice(_float(seg), regions).total + vae_term
 
         theirs = plain_step(peer, peer_loss, peer_opt, image, amp)
-        t_ours, t_theirs = time_interleaved([ours, theirs], args.repeat)
+        t_ours, t_theirs = time_interleaved([ours, theirs], args.repeat, args.warmup)
         rows.append((f"U-Net+VAE 4x{side}^3, batch 1", 1, t_ours, t_theirs))
 
         if args.compile:
@@ -203,18 +209,24 @@ def main() -> None:
 
     print(
         f"torch {torch.__version__}, {threads} threads, amp {args.amp}, repeat {args.repeat}, "
+        f"warm-up {args.warmup}, "
         f"allocator: {allocator}, subnormals {'flushed' if flush else 'kept'}"
     )
     print(
         f"{'case':<32} {'volseg s/step':>13} {'MONAI s/step':>12} {'volseg sps':>10} "
-        f"{'MONAI sps':>9} {'ratio':>6}"
+        f"{'MONAI sps':>9} {'ratio':>6} {'faults/step':>17}"
     )
     for name, batch, a, b in rows:
         ratio = b.median / a.median  # throughput ratio = inverse time ratio
         print(
             f"{name:<32} {a.median:>13.2f} {b.median:>12.2f} {batch / a.median:>10.3f} "
-            f"{batch / b.median:>9.3f} {ratio:>6.2f}"
+            f"{batch / b.median:>9.3f} {ratio:>6.2f} {_faults(a):>8} {_faults(b):>8}"
         )
+
+
+def _faults(timing: Timing) -> str:
+    """Median minor page faults per timed step, or '-' where they were not counted."""
+    return str(int(statistics.median(timing.faults))) if timing.faults else "-"
 
 
 if __name__ == "__main__":

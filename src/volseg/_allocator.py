@@ -1,20 +1,25 @@
 """Keep freed heap memory for the next tensor of its size: big tensors without page faults.
 
 glibc's malloc serves an allocation above its mmap threshold (at most 32 MiB) with fresh pages
-from the kernel and hands them back on free. Every new activation, gradient or resampled volume
-of that size is then faulted in page by page, and the kernel zeroes each page first. A training
-step allocates and frees the same sizes again and again, so it pays that every step: on the
-2-core machine a U-Net+VAE step at 4x128^3 took 27.5 s, and 23.3 s with this setting
-(``benchmarks/training.py --only vae``; MONAI's net in the same loop: 40.0 and 26.6 s).
-Raising the mmap and trim thresholds keeps freed memory in the heap, already mapped, for the
-next tensor. Only partly, though: PyTorch asks for 64-byte aligned blocks, and glibc 2.36 often
-misses a freed block of exactly the size asked (measured: a 256 MiB tensor faulted in afresh on
-4 of 5 allocations; docs/training.md, "Page faults"). PyTorch's CPU performance guide
-recommends jemalloc or tcmalloc for the same reason; this gets part of the effect with the
-allocator every Linux process already has.
+from the kernel and hands them back on free; and whenever the free space at the top of its heap
+exceeds the trim threshold, it gives that back too. Every new activation, gradient or resampled
+volume is then faulted in page by page, and the kernel zeroes each page first. A training step
+allocates and frees the same sizes again and again, so it pays that every step. This raises the
+mmap threshold to its largest value (2 GiB: ``mallopt`` takes an ``int``) and turns trimming off
+(a threshold of ``SIZE_MAX``: glibc reads the ``int`` -1 as a ``size_t``), so freed memory stays
+in the heap, already mapped, for the next tensor.
 
-The cost: memory a step freed stays with the process (its resident size stays at its peak
-instead of falling between steps), so only training sets it (its forked loader workers inherit
+Trimming matters as much as mapping. With the trim threshold at 2 GiB instead, MONAI's U-Net+VAE
+step at 4x128^3 (a net whose step frees more than 2 GiB at once) still faulted 0.8-0.9 M pages
+(3.2-3.6 GB) every step; with trimming off it faults none from its third step on, its heap
+settling at 10.2 GB (docs/training.md, "Page faults"). PyTorch asks for 64-byte aligned blocks,
+which glibc 2.36 serves from a freed block only when it is larger than the request, so the heap
+grows past the step's live peak before it settles. PyTorch's CPU performance guide recommends
+jemalloc or tcmalloc for the same reason; this gets the effect with the allocator every Linux
+process already has.
+
+The cost: memory a step freed stays with the process (its resident size stays at the heap's
+peak instead of falling between steps), so only training sets it (its forked loader workers inherit
 it); prediction keeps glibc's defaults.
 """
 
@@ -29,6 +34,7 @@ __all__ = ["reuse_freed_memory"]
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _LARGEST = 2**31 - 1  # mallopt takes an int: allocations above 2 GiB still get their own pages
+_NEVER = -1  # read as SIZE_MAX by glibc's trim setting: the heap's top is never given back
 
 _done = False
 
@@ -52,7 +58,5 @@ def reuse_freed_memory() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    _done = bool(mallopt(_M_MMAP_THRESHOLD, _LARGEST)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _LARGEST)
-    )
+    _done = bool(mallopt(_M_MMAP_THRESHOLD, _LARGEST)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER))
     return _done

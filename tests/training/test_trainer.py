@@ -72,6 +72,17 @@ def test_run_dir_holds_config_log_and_loadable_checkpoints(phantoms: Path, tmp_p
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_a_log_gets_epoch_lines_not_a_progress_bar(
+    phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stderr is not a terminal here (captured, as in `make demo > log`): no bar redrawn per
+    iteration, but one line per epoch."""
+    train(tiny_config(phantoms, tmp_path / "run", epochs=1), progress=True)
+    out, err = capsys.readouterr()
+    assert "epoch 1: loss" in out
+    assert "training:" not in err and "it/s" not in err and "s/it" not in err
+
+
 def test_same_seed_same_weights(phantoms: Path, tmp_path: Path) -> None:
     for name in ("a", "b"):
         train(tiny_config(phantoms, tmp_path / name, epochs=1), progress=False)

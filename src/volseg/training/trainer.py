@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -326,7 +327,8 @@ def _run(
         initial=min(state.trainer.step, total_steps),
         desc="training",
         unit="it",
-        disable=not (progress and info.is_main),
+        # a log file gets the per-epoch lines below, not a bar redrawn every iteration
+        disable=not (progress and info.is_main and sys.stderr.isatty()),
     )
 
     def after_backward() -> None:
