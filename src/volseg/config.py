@@ -413,13 +413,13 @@ class RuntimeConfig:
         threads: torch intra-op threads (0 keeps torch's default).
         num_workers: DataLoader worker processes preparing augmented patches.
         log_grad_norms: log per-layer gradient norms each epoch (Drozdzal) with a plot.
-        reuse_memory: keep freed heap memory for the next tensor of its size (glibc's mmap and
-            trim thresholds raised, :mod:`volseg._allocator`): no page faults for every new
-            activation, at the cost of a resident size that stays at the step's peak.
+        reuse_memory: keep freed heap memory for the next tensor of its size (glibc's mmap
+            threshold raised and trimming off, :mod:`volseg._allocator`): no page faults for
+            every new activation, at the cost of a resident size that stays at the heap's peak.
         flush_denormal: treat subnormal floats (below 1.2e-38) as zero while training: x86
             arithmetic on them is tens of times slower, and gradients reaching a network's last
             layers can be full of them (a U-Net+VAE step at 4x96^3 spent 5.5 s of 14 s in one
-            convolution's backward). Restored to off when training returns.
+            convolution's backward). Restored to what it was when training returns.
     """
 
     amp: Literal["none", "bf16", "fp16"] = "none"

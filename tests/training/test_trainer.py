@@ -282,3 +282,9 @@ def test_training_flushes_subnormals_and_restores_them(phantoms: Path, tmp_path:
     off = RuntimeConfig(flush_denormal=False)
     train(tiny_config(phantoms, tmp_path / "off", runtime=off), progress=False, callbacks=[Probe()])
     assert seen and all(seen)
+    torch.set_flush_denormal(True)  # the caller's own setting survives a run
+    try:
+        train(tiny_config(phantoms, tmp_path / "kept"), progress=False)
+        assert not _subnormal_survives()
+    finally:
+        torch.set_flush_denormal(False)

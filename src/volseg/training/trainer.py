@@ -81,6 +81,11 @@ def split_cases(cases: Sequence[Case], config: Config) -> tuple[list[Case], list
     ]
 
 
+def _flushes_subnormals() -> bool:
+    """Whether this thread's float arithmetic now flushes subnormals (``1e-39 * 1.5 == 0``)."""
+    return bool(torch.tensor([1e-39], dtype=torch.float32).mul(1.5).item() == 0.0)
+
+
 def _seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -184,6 +189,7 @@ def train(
         device = torch.device("cuda", info.local_rank)
     hooks: list[Callback] = [LogWriter(runtime.log_grad_norms), CheckpointSaver(), *callbacks]
     state: TrainState | None = None
+    flushing_before = _flushes_subnormals()  # torch has no getter: restored to what it was
     try:
         _seed_everything(train_cfg.seed, runtime.deterministic)
         if runtime.reuse_memory:
@@ -244,7 +250,7 @@ def train(
         return _run(state, hooks, train_loaded, val_loaded, loss_fn, device, progress, start_time)
     finally:
         if runtime.flush_denormal:
-            torch.set_flush_denormal(False)
+            torch.set_flush_denormal(flushing_before)
         if state is not None:
             for hook in hooks:
                 hook.on_train_end(state)
