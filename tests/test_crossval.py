@@ -86,8 +86,11 @@ def test_cv_two_folds_metrics_and_ensemble(tmp_path: Path) -> None:
     each = [Predictor.from_run(f).predict_probabilities(scan).array for f in folds]
     np.testing.assert_allclose(probs, (each[0] + each[1]) / 2, atol=1e-5)
 
-    # a second call reuses the splits and skips the finished folds
+    # a second call reuses the splits, skips the finished folds and scores what it is asked
     stamp = (cv / "fold_0" / "checkpoint_last.pt").stat().st_mtime_ns
-    assert main(argv) == 0
+    assert main([*argv, "--metrics", "dice", "surface_dice"]) == 0
     assert (cv / "fold_0" / "checkpoint_last.pt").stat().st_mtime_ns == stamp
     assert json.loads((cv / "splits.json").read_text(encoding="utf-8")) == splits
+    columns = set(next(csv.DictReader((cv / "metrics.csv").open(encoding="utf-8"))))
+    assert {"dice_1", "surface_dice_1"} <= columns and "hd95_1" not in columns
+    assert main([*argv, "--metrics", "dise"]) == 2  # one-line error, nothing trained

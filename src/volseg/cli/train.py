@@ -92,14 +92,15 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     import dataclasses
 
     from volseg.config import apply_overrides, load_config
-    from volseg.crossval import cross_validate, ensemble_predictor
+    from volseg.crossval import CV_METRICS, cross_validate, ensemble_predictor
     from volseg.report import format_table
 
     reject_duplicates(args.overrides, {"run_dir": "--run-dir"} if args.run_dir else {})
     config = apply_overrides(load_config(args.config), args.overrides)
     if args.run_dir:
         config = dataclasses.replace(config, run_dir=args.run_dir)
-    result = cross_validate(config, args.folds, progress=not args.quiet)
+    metrics = args.metrics or CV_METRICS
+    result = cross_validate(config, args.folds, progress=not args.quiet, metrics=metrics)
     print(format_table(*_cv_table(result)))
     print(
         f"splits: {result.cv_dir / 'splits.json'}  metrics: {result.cv_dir / 'metrics.csv'}  "
@@ -179,6 +180,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--run-dir", help="folder for splits.json and the fold runs")
     p.add_argument("--predict", nargs="+", help="scan (channel files) to segment with the folds")
     p.add_argument("-o", "--output", help="output file of --predict")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="NAME",
+        help="what to score on each fold's held-out cases (any of `volseg evaluate "
+        "--metrics`; default: dice jaccard precision recall hd95 assd). A second call with "
+        "other metrics rescores the finished folds without training them again",
+    )
     add_set_argument(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_cv)
