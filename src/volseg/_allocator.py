@@ -10,17 +10,17 @@ mmap threshold to its largest value (2 GiB: ``mallopt`` takes an ``int``) and tu
 in the heap, already mapped, for the next tensor.
 
 Trimming matters as much as mapping. With the trim threshold at 2 GiB instead, MONAI's U-Net+VAE
-step at 4x128^3 (a net whose step frees more than 2 GiB at once) still faulted 0.8-0.9 M pages
-(3.2-3.6 GB) every step; with trimming off it faults none from its third step on, its heap
-settling at 10.2 GB (docs/training.md, "Page faults"). PyTorch asks for 64-byte aligned blocks,
-which glibc 2.36 serves from a freed block only when it is larger than the request, so the heap
-grows past the step's live peak before it settles. PyTorch's CPU performance guide recommends
-jemalloc or tcmalloc for the same reason; this gets the effect with the allocator every Linux
-process already has.
+step at 4x128^3 (which can leave more than 2 GiB free at the heap's top) still faulted
+0.79-0.92 M pages (3.0-3.5 GiB) every step; with trimming off it faults none from its third
+step on, its heap settling at 9.9 GiB (docs/training.md, "Trimming off"). PyTorch asks for
+64-byte aligned blocks, which glibc 2.36 serves from a freed block only when it is larger than
+the request, so the heap grows past the step's live peak before it settles. PyTorch's CPU
+performance guide recommends jemalloc or tcmalloc for the same reason; this gets the effect
+with the allocator every Linux process already has.
 
 The cost: memory a step freed stays with the process (its resident size stays at the heap's
-peak instead of falling between steps), so only training sets it (its forked loader workers inherit
-it); prediction keeps glibc's defaults.
+peak instead of falling between steps), so only training sets it (its forked loader workers
+inherit it); prediction keeps glibc's defaults.
 """
 
 from __future__ import annotations
