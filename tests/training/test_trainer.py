@@ -191,6 +191,17 @@ def test_a_run_without_validation_writes_only_its_last_checkpoint(
     assert load_checkpoint(run / "checkpoint_last.pt").epoch == 2
     Predictor.from_run(run)  # loads
 
+    # resumed over a best checkpoint it did not write: that one steps aside, kept
+    (run / "checkpoint_last.pt").replace(run / "old_model.pt")
+    (run / "checkpoint_best.pt").write_bytes((run / "old_model.pt").read_bytes())
+    (run / "old_model.pt").replace(run / "checkpoint_last.pt")
+    extended = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=3))
+    with pytest.warns(UserWarning, match="no validation cases"):
+        train(extended, progress=False, resume=True)
+    assert find_checkpoint(run) == run / "checkpoint_last.pt"
+    assert (run / "checkpoint_best.stale.pt").is_file()
+    assert load_checkpoint(run / "checkpoint_best.stale.pt").epoch == 2
+
 
 def test_early_stopping_follows_the_monitor(phantoms: Path, tmp_path: Path) -> None:
     """With a min_delta no loss can beat, training stops after `patience` epochs past the first."""

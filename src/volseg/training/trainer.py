@@ -31,6 +31,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,6 +80,22 @@ def split_cases(cases: Sequence[Case], config: Config) -> tuple[list[Case], list
     return [c for c in cases if c.case_id not in held_out], [
         c for c in cases if c.case_id in held_out
     ]
+
+
+def _set_aside_stale_best(run_dir: Path) -> None:
+    """A run without validation cases has no best: its last model is its model. A
+    ``checkpoint_best.pt`` already in ``run_dir`` (from a volseg that wrote one per epoch, or
+    from before the validation cases were removed) would make ``find_checkpoint`` pick an older
+    model, so it is renamed, not deleted."""
+    best = run_dir / "checkpoint_best.pt"
+    if best.is_file():
+        aside = best.with_name("checkpoint_best.stale.pt")
+        best.replace(aside)
+        warnings.warn(
+            f"{best}: this run has no validation cases, so its last checkpoint is its model; "
+            f"the older best checkpoint was renamed to {aside.name}",
+            stacklevel=3,
+        )
 
 
 def _flushes_subnormals() -> bool:
@@ -247,6 +264,8 @@ def train(
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             dump_config(config, run_dir / "config.yaml")
+            if not val_loaded:
+                _set_aside_stale_best(run_dir)
         return _run(state, hooks, train_loaded, val_loaded, loss_fn, device, progress, start_time)
     finally:
         if runtime.flush_denormal:
