@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,11 @@ def config_file(tmp_path: Path) -> Path:
 
 
 def test_train_bars_show_and_q_silences_them(
-    config_file: Path, capfd: pytest.CaptureFixture[str]
+    config_file: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = config_file.parent / "run"
+    # training draws its bars on a terminal only (a log gets epoch lines): pretend to be one
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["train", str(config_file), "--run-dir", str(run / "loud")]) == 0
     err = capfd.readouterr().err
     assert "loading" in err and BAR.search(err)  # the bars this test silences exist

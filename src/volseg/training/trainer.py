@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -129,7 +128,9 @@ def _load_cases(
 ) -> list[LoadedCase]:
     dims = len(config.train.patch_size)
     loaded = []
-    for case in tqdm(cases, desc="loading", leave=False, disable=not progress or len(cases) < 3):
+    # tqdm's disable=None: no bar when stderr is not a terminal (a log file)
+    disable = None if progress and len(cases) >= 3 else True
+    for case in tqdm(cases, desc="loading", leave=False, disable=disable):
         item = load_case(case, config.preprocess, labels, channels)
         image_dims = item.image.ndim - 1
         if not runs_on(dims, image_dims):
@@ -352,8 +353,8 @@ def _run(
         initial=min(state.trainer.step, total_steps),
         desc="training",
         unit="it",
-        # a log file gets the per-epoch lines below, not a bar redrawn every iteration
-        disable=not (progress and info.is_main and sys.stderr.isatty()),
+        # None: no bar when stderr is not a terminal; a log gets the per-epoch lines below
+        disable=None if progress and info.is_main else True,
     )
 
     def after_backward() -> None:
